@@ -13,7 +13,7 @@ from .core import GoodbadError
 
 # %% auto #0
 __all__ = ['PAYMENT_STATUSES', 'OUTCOMES', 'SENSITIVE_COLUMNS', 'TYPE_FAMILIES', 'Contract', 'contract_tables',
-           'settings_contract', 'type_family', 'type_fits', 'days_between', 'shift_days', 'make_engine']
+           'settings_contract', 'type_family', 'type_fits', 'days_between', 'shift_days', 'make_engine', 'bulk_insert']
 
 # %% ../nbs/03_contract.ipynb #8f1f7533
 PAYMENT_STATUSES = ('paid', 'late', 'unpaid', 'returned')
@@ -92,6 +92,10 @@ def _days_between_pg(element, compiler, **kw):
     return (f"(EXTRACT(EPOCH FROM (CAST({compiler.process(later, **kw)} AS TIMESTAMP) - "
             f"CAST({compiler.process(earlier, **kw)} AS TIMESTAMP))) / 86400.0)")
 
+@compiles(days_between)
+def _days_between_other(element, compiler, **kw):
+    raise GoodbadError(f"goodbad computes features on SQLite and PostgreSQL; {compiler.dialect.name} is not supported")
+
 class shift_days(FunctionElement):
     "The date `days` days after `date` (negative: before): `shift_days(date, days)` with `days` a literal integer"
     type = sa.Date()
@@ -107,6 +111,10 @@ def _shift_days_sqlite(element, compiler, **kw):
 def _shift_days_pg(element, compiler, **kw):
     d, n = list(element.clauses)
     return f"(CAST({compiler.process(d, **kw)} AS DATE) + CAST({compiler.process(n, **kw)} AS INTEGER))"
+
+@compiles(shift_days)
+def _shift_days_other(element, compiler, **kw):
+    raise GoodbadError(f"goodbad computes features on SQLite and PostgreSQL; {compiler.dialect.name} is not supported")
 
 # %% ../nbs/03_contract.ipynb #68b7aa20
 def _sqlite_pragmas(dbapi_connection, connection_record):
@@ -126,3 +134,19 @@ def make_engine(url:str|URL) -> Engine:
         sa.event.listen(engine, 'connect', _sqlite_pragmas)
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
+
+# %% ../nbs/03_contract.ipynb #6fbdde57
+def bulk_insert(conn:sa.Connection, table:sa.Table, columns:dict) -> int:
+    "Insert `columns` (name to list, in table order) into `table` on `conn`, by COPY on PostgreSQL, executemany elsewhere"
+    names = [c.name for c in table.columns]
+    rows = list(zip(*[columns[n] for n in names]))
+    if not rows: return 0
+    if conn.dialect.name == 'postgresql' and conn.dialect.driver == 'psycopg':
+        prep = conn.dialect.identifier_preparer
+        sql = f"COPY {prep.format_table(table)} ({', '.join(prep.quote(n) for n in names)}) FROM STDIN"
+        with conn.connection.driver_connection.cursor() as cur, cur.copy(sql) as copy:
+            for r in rows: copy.write_row(r)
+    else:
+        stmt = str(table.insert().compile(dialect=conn.dialect))
+        conn.exec_driver_sql(stmt, rows)
+    return len(rows)

@@ -33,7 +33,7 @@ def record(name:str, value) -> None:
     import scrapbook as sb
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        sb.glue(name, plain(value), encoder='json')
+        sb.glue(name, {'value': plain(value)}, encoder='json')  # wrapped: scrapbook refuses a bare null
 
 def read_records(notebook:str|Path) -> dict:
     "Every value recorded in the executed `notebook`, by name (empty when it recorded nothing)"
@@ -41,4 +41,4 @@ def read_records(notebook:str|Path) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         nb = sb.read_notebook(str(notebook))
-        return {name: scrap.data for name, scrap in nb.scraps.items()}
+        return {name: scrap.data['value'] for name, scrap in nb.scraps.items()}

@@ -45,7 +45,7 @@ RULES = (
     Rule('data', 'outcomes_table', 'identifier', 'customer_outcomes', 'table or view that holds the true outcomes'),
     Rule('data', 'labels_table', 'identifier', 'customer_labels', "tonight's labels, replaced whole each night"),
     Rule('data', 'labels_history_table', 'identifier', 'customer_labels_history', 'every night of labels'),
-    Rule('data', 'demo_customers', 'int', 20000, 'customers in the demo master data created on a fresh machine', 500, 5_000_000),
+    Rule('data', 'demo_customers', 'int', 30000, 'customers in the demo master data created on a fresh machine', 500, 5_000_000),
     Rule('precision', 'precision_target', 'float', 0.90, 'share of customers labelled bad that must truly be bad', 0.5, 0.999),
     Rule('precision', 'confidence_level', 'float', 0.95, 'confidence at which the precision target must hold (its lower bound)', 0.5, 0.999),
     Rule('precision', 'min_recall', 'float', 0.05, 'share of bad customers a model must find; below it a model is useless', 0.0, 1.0),

@@ -10,12 +10,12 @@ import numpy as np, pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from .core import GoodbadError, redact_url
-from .contract import Contract, contract_tables
+from .contract import Contract, contract_tables, bulk_insert
 
 # %% auto #0
 __all__ = ['COUNTRIES', 'CHANNELS', 'CHANNEL_RISK', 'CATEGORIES', 'PAYMENT_METHODS', 'SCENARIOS', 'TRUTH_COLUMNS', 'Scenario',
-           'scenario', 'new_customers', 'sales_between', 'bulk_insert', 'generator_tables', 'SyntheticState',
-           'create_masterdata', 'read_state', 'advance_masterdata']
+           'scenario', 'new_customers', 'sales_between', 'generator_tables', 'SyntheticState', 'create_masterdata',
+           'read_state', 'advance_masterdata', 'scratch_masterdata']
 
 # %% ../nbs/04_synthetic.ipynb #9e771dc0
 COUNTRIES = {'DE': .35, 'FR': .20, 'ES': .15, 'IT': .15, 'NL': .10, 'AT': .05}
@@ -107,10 +107,10 @@ def sales_between(rng, truth:pd.DataFrame, day0:int, day1:int, first_sale_id:int
     p_invoice = _sigmoid(-1.2 + 0.6 * risk + (sc.invoice_jump * on if active else 0))
     other = rng.choice([0, 2, 3], p=[.6, .3, .1], size=n)
     method = np.where(rng.random(n) < p_invoice, 1, other)
-    near_end = bad & (day >= truth.known_day.to_numpy()[idx] - 90)
+    near_end = bad & (day >= truth.known_day.to_numpy()[idx] - 150)
     p_ret = _sigmoid(-3.2 + 0.3 * risk)
-    p_unpaid = _sigmoid(-5.0 + 1.5 * risk) * np.where(near_end, 3.0, 1.0)
-    p_late = _sigmoid(-2.8 + 0.9 * risk) + (sc.late_jump * on if active else 0)
+    p_unpaid = _sigmoid(-5.0 + 1.5 * risk) * np.where(near_end, 5.0, 1.0)
+    p_late = _sigmoid(-2.8 + 0.9 * risk) * np.where(near_end, 1.5, 1.0) + (sc.late_jump * on if active else 0)
     u = rng.random(n)
     status = np.select([u < p_ret, u < p_ret + p_unpaid, u < p_ret + p_unpaid + p_late], [3, 2, 1], 0)
     return pd.DataFrame(dict(
@@ -128,21 +128,6 @@ def _iso_seconds(seconds:np.ndarray) -> list:
 
 def _iso_days(days:np.ndarray) -> list:
     return np.datetime_as_string(np.asarray(days).astype('datetime64[D]'), unit='D').tolist()
-
-def bulk_insert(conn:sa.Connection, table:sa.Table, columns:dict) -> int:
-    "Insert `columns` (name to list, in table order) into `table` on `conn`, by COPY on PostgreSQL, executemany elsewhere"
-    names = [c.name for c in table.columns]
-    rows = list(zip(*[columns[n] for n in names]))
-    if not rows: return 0
-    if conn.dialect.name == 'postgresql' and conn.dialect.driver == 'psycopg':
-        prep = conn.dialect.identifier_preparer
-        sql = f"COPY {prep.format_table(table)} ({', '.join(prep.quote(n) for n in names)}) FROM STDIN"
-        with conn.connection.driver_connection.cursor() as cur, cur.copy(sql) as copy:
-            for r in rows: copy.write_row(r)
-    else:
-        stmt = str(table.insert().compile(dialect=conn.dialect))
-        conn.exec_driver_sql(stmt, rows)
-    return len(rows)
 
 # %% ../nbs/04_synthetic.ipynb #3a08ec54
 def _customer_columns(cust:pd.DataFrame) -> dict:
@@ -285,3 +270,12 @@ def advance_masterdata(engine:Engine, days:int=1, scenario_name:str|None=None, c
         conn.execute(state_t.delete())
         conn.execute(state_t.insert(), st.rows())
     return st
+
+# %% ../nbs/04_synthetic.ipynb #b54f51e6
+def scratch_masterdata(customers:int=300, end:dt.date=dt.date(2026, 10, 31), seed:int=0, history_days:int=365) -> Engine:
+    "An engine on a fresh temporary SQLite file holding `customers` synthetic customers up to `end`"
+    import tempfile
+    from goodbad.contract import make_engine
+    engine = make_engine(f"sqlite:///{tempfile.mkdtemp(prefix='goodbad-scratch-')}/masterdata.sqlite")
+    create_masterdata(engine, customers=customers, seed=seed, end=end, history_days=history_days)
+    return engine
