@@ -56,6 +56,8 @@ def write_atomic(path:str|Path, data:bytes|str) -> Path:
     raw = data.encode() if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', dir=path.parent)
     try:
+        umask = os.umask(0); os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # readable like any file written here, not mkstemp's private 0600
         with os.fdopen(fd, 'wb') as f: f.write(raw); f.flush(); os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

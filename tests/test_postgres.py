@@ -1,0 +1,27 @@
+"""The same night on the real PostgreSQL server: same data, same labels; and its password never reaches a report."""
+import json
+import pytest
+import sqlalchemy as sa
+from conftest import RUN_DATE, CUSTOMERS, Workspace, labels_of
+
+
+def test_the_night_on_postgres_gives_the_same_labels(night, pg_url, pg_schema, tmp_path):
+    secret = 'not-a-real-password-7731'
+    url = pg_url.replace('postgresql://postgres@', f'postgresql://postgres:{secret}@', 1)
+    assert secret in url, 'the test URL is expected in the form postgresql://postgres@HOST:PORT/DB'
+    ws = Workspace(tmp_path / 'pg', env={'GOODBAD_MASTERDATA_URL': url, 'GOODBAD_DB_SCHEMA': pg_schema})
+    created = ws.run('masterdata', 'create', '--customers', str(CUSTOMERS), '--seed', '20261126', '--end', '2026-11-25', check=0)
+    res = ws.nightly(check=0)
+    m = ws.manifest()
+    assert m['status'] == 'succeeded'
+    assert m['settings']['masterdata_url']['value'].startswith('postgresql+psycopg://postgres:***@')
+    pg = labels_of(url.replace('postgresql://', 'postgresql+psycopg://', 1), schema=pg_schema)
+    lite = labels_of(f"sqlite:///{night.masterdata}")
+    assert len(pg) == len(lite)
+    assert [(r[0], r[1]) for r in pg] == [(r[0], r[1]) for r in lite], 'the same customers get the same labels'
+    assert max(abs(a[2] - b[2]) for a, b in zip(pg, lite)) < 1e-6
+    assert m['model']['threshold'] == pytest.approx(night.manifest()['model']['threshold'], abs=1e-9)
+    # the password is nowhere: not in the terminal, not in runs/, not in goodbad's state
+    assert secret not in created.stdout + created.stderr + res.stdout + res.stderr
+    for f in ws.root.rglob('*'):
+        if f.is_file(): assert secret.encode() not in f.read_bytes(), f"the password leaked into {f}"

@@ -1,0 +1,43 @@
+"""A bad operating policy stops the run at its start, with the key, the value, where it came from and what is allowed."""
+import pytest
+from conftest import RUN_DATE, Workspace, labels_of
+
+
+@pytest.fixture
+def ws(night, tmp_path):
+    return night.copy(tmp_path / 'ws')
+
+
+def _refused(ws, res, *expected):
+    assert res.returncode == 2, res.stdout + res.stderr
+    for e in expected: assert e in res.stderr, f"{e!r} not in {res.stderr!r}"
+    assert not (ws.runs / RUN_DATE).exists(), 'nothing is written'
+
+
+def test_a_target_out_of_range(ws):
+    before = labels_of(f"sqlite:///{ws.masterdata}")
+    res = ws.nightly(check=None, env={'GOODBAD_PRECISION_TARGET': '1.7'})
+    _refused(ws, res, "precision.precision_target = '1.7' (environment GOODBAD_PRECISION_TARGET) is not allowed: it must be a number from 0.5 to 0.999")
+    assert labels_of(f"sqlite:///{ws.masterdata}") == before
+
+
+def test_an_unknown_key(ws):
+    text = ws.settings.read_text().replace('min_recall = 0.05', 'min_recall = 0.05\nmin_recal = 0.1')
+    ws.settings.write_text(text)
+    _refused(ws, ws.nightly(check=None), "unknown key 'min_recal' in [precision]. Did you mean min_recall")
+
+
+def test_a_malformed_database_url_is_refused_and_its_password_not_shown(ws):
+    res = ws.nightly(check=None, env={'GOODBAD_MASTERDATA_URL': 'postgresql://scott:tiger@db.example:port/sales'})
+    _refused(ws, res, 'environment variable GOODBAD_MASTERDATA_URL holds', 'which is not a database URL')
+    assert 'tiger' not in res.stderr + res.stdout
+
+
+def test_an_unsupported_database(ws):
+    _refused(ws, ws.nightly(check=None, env={'GOODBAD_MASTERDATA_URL': 'oracle://u@host/db'}), 'goodbad supports SQLite and PostgreSQL')
+
+
+def test_a_missing_settings_file(tmp_path):
+    from conftest import goodbad
+    res = goodbad('--settings', str(tmp_path / 'nope.ini'), 'nightly', check=2)
+    assert 'does not exist' in res.stderr
