@@ -16,7 +16,7 @@ from .contract import Contract, settings_contract, make_engine
 from .store import init_state
 
 # %% auto #0
-__all__ = ['find_settings', 'Night', 'ensure_demo_masterdata', 'open_night']
+__all__ = ['DEMO_NIGHT_CUSTOMERS', 'find_settings', 'Night', 'ensure_demo_masterdata', 'open_night']
 
 # %% ../nbs/06_night.ipynb #23b7cde0
 def find_settings(path:str|Path|None=None) -> Path:
@@ -80,8 +80,10 @@ def ensure_demo_masterdata(settings:Settings, run_date:dt.date, customers:int|No
     engine.dispose()
     return True
 
-# %% ../nbs/06_night.ipynb #07057323
-def open_night(run_date:str, run_id:str='', run_dir:str='', settings_path:str='', demo_customers:int|None=None) -> Night:
+# %% ../nbs/06_night.ipynb #4efaea60
+DEMO_NIGHT_CUSTOMERS = 15_000  # enough outcomes for a model to pass the hold-out gates of the shipped policy, small enough to be quick
+
+def open_night(run_date:str, run_id:str='', run_dir:str='', settings_path:str='', demo_customers:int=DEMO_NIGHT_CUSTOMERS) -> Night:
     "The night a phase notebook runs in: tonight's run, or a scratch demo night when `run_dir` is empty"
     day = parse_date(run_date, 'run_date')
     if run_dir:

@@ -130,7 +130,7 @@ def _check_url(text:str, where:str) -> URL:
     "`text` as a SQLAlchemy URL whose driver is installed; `postgresql://` means the psycopg 3 driver"
     fix = "Write it as postgresql://USER@HOST:5432/DATABASE or sqlite:////absolute/path/file.sqlite"
     try: url = make_url(text.strip())
-    except ArgumentError: raise SettingsError(f"{where} holds {redact_url(text)!r}, which is not a database URL. {fix}.") from None
+    except (ArgumentError, ValueError): raise SettingsError(f"{where} holds {redact_url(text)!r}, which is not a database URL. {fix}.") from None
     if url.drivername == 'postgresql': url = url.set(drivername='postgresql+psycopg')
     try: url.get_dialect()
     except NoSuchModuleError: raise SettingsError(f"{where} names the database driver {url.drivername!r}, which is not installed or unknown. {fix}.") from None

@@ -127,15 +127,16 @@ class ModelRecord:
 
 def register_model(state:Engine, store:Path, model, *, run_id:str, run_date:dt.date, algorithm:str, threshold:float,
                    details:dict, status:str='candidate', by:str='nightly run') -> ModelRecord:
-    "Store `model` and register it as a new version with `details`; returns its record"
+    "Store `model` and register it as a new version with `details`; returns its record (the existing one if identical)"
     digest, rel, size = save_artifact(store, model)
     now = utcnow()
     version = f"{run_date:%Y%m%d}-{algorithm}-{digest[:8]}"
+    with state.connect() as conn:
+        if conn.execute(sa.select(MODELS.c.version).where(MODELS.c.version == version)).first(): return get_model(state, version)
     row = dict(version=version, created_at=now, run_id=run_id, run_date=run_date, algorithm=algorithm, content_hash=digest,
                artifact=rel, size_bytes=size, threshold=float(threshold), details=json.dumps(plain(details)), status=status,
                status_at=now, status_by=by)
     with state.begin() as conn:
-        conn.execute(MODELS.delete().where(MODELS.c.version == version))
         conn.execute(MODELS.insert().values(**row))
         conn.execute(MODEL_EVENTS.insert().values(version=version, at=now, from_status=None, to_status=status, by=by, note='registered', run_id=run_id))
     return get_model(state, version)

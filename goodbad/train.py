@@ -198,5 +198,7 @@ def train_tonight(night, progress=None) -> TrainResult:
                            f"confidence with recall of at least {p.min_recall:.0%}: the best, {best.candidate}, could promise a hold-out lower bound of "
                            f"{best.best_precision_low:.3f} at best. No new model tonight; the model in production stays.")
     rec = fit_and_register(night, name, data, table, tonight_fingerprint(night))
-    return TrainResult(table, oof, data, rec, f"{name} won: recall {table.set_index('candidate').loc[name].cv_recall:.1%} with "
-                       f"precision at least {table.set_index('candidate').loc[name].cv_precision_low:.3f}; registered as {rec.version}")
+    row = table.set_index('candidate').loc[name]
+    how = (f"registered as {rec.version}" if rec.run_id == night.run_id
+           else f"identical to {rec.version}, registered by run {rec.run_id} and now {rec.status}: nothing new to release")
+    return TrainResult(table, oof, data, rec, f"{name} won: recall {row.cv_recall:.1%} with precision at least {row.cv_precision_low:.3f}; {how}")
