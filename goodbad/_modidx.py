@@ -49,6 +49,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'goodbad.core.library_hash': ('core.html#library_hash', 'goodbad/core.py'),
                               'goodbad.core.package_versions': ('core.html#package_versions', 'goodbad/core.py'),
                               'goodbad.core.parse_date': ('core.html#parse_date', 'goodbad/core.py'),
+                              'goodbad.core.peak_memory_mb': ('core.html#peak_memory_mb', 'goodbad/core.py'),
                               'goodbad.core.redact_url': ('core.html#redact_url', 'goodbad/core.py'),
                               'goodbad.core.sha256_bytes': ('core.html#sha256_bytes', 'goodbad/core.py'),
                               'goodbad.core.sha256_json': ('core.html#sha256_json', 'goodbad/core.py'),

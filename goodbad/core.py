@@ -13,7 +13,7 @@ import goodbad
 # %% auto #0
 __all__ = ['TRACKED_PACKAGES', 'GoodbadError', 'SettingsError', 'ContractError', 'ModelStoreError', 'NoModelError', 'RunError',
            'redact_url', 'sha256_bytes', 'sha256_json', 'write_atomic', 'package_versions', 'library_hash',
-           'code_version', 'interpreter', 'utcnow', 'parse_date']
+           'code_version', 'interpreter', 'peak_memory_mb', 'utcnow', 'parse_date']
 
 # %% ../nbs/00_core.ipynb #661d27ee
 class GoodbadError(Exception):
@@ -98,6 +98,15 @@ def code_version() -> dict:
 def interpreter() -> dict:
     "The Python interpreter this process runs in"
     return dict(executable=sys.executable, version=platform.python_version(), implementation=platform.python_implementation())
+
+def peak_memory_mb() -> float:
+    "The most memory (resident set) this process has held so far, in MiB"
+    try:  # Linux: the high-water mark of this program (getrusage would include the parent's, inherited across exec)
+        for line in Path('/proc/self/status').read_text().splitlines():
+            if line.startswith('VmHWM:'): return int(line.split()[1]) / 1024
+    except OSError: pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 # %% ../nbs/00_core.ipynb #c53be773
 def utcnow() -> dt.datetime:

@@ -81,7 +81,7 @@ def execute_phase(notebook:Path, out:Path, parameters:dict, cwd:Path) -> dict:
         status, error = 'failed', f"the notebook ran under {ran_in}, not under the runner's interpreter {sys.executable}"
     html = _html(out) if out.exists() else None
     return dict(phase=notebook.stem.split('_', 1)[-1], notebook=out.name, html=html.name if html else None, status=status,
-                seconds=round(secs, 2), records=records, error=error)
+                seconds=round(secs, 2), peak_memory_mb=records.get('peak_memory_mb'), records=records, error=error)
 
 # %% ../nbs/95_nightly.ipynb #90a0a3ef
 class RunLock:
