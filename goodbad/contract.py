@@ -92,10 +92,6 @@ def _days_between_pg(element, compiler, **kw):
     return (f"(EXTRACT(EPOCH FROM (CAST({compiler.process(later, **kw)} AS TIMESTAMP) - "
             f"CAST({compiler.process(earlier, **kw)} AS TIMESTAMP))) / 86400.0)")
 
-@compiles(days_between)
-def _days_between_other(element, compiler, **kw):
-    raise GoodbadError(f"goodbad computes features on SQLite and PostgreSQL; {compiler.dialect.name} is not supported")
-
 class shift_days(FunctionElement):
     "The date `days` days after `date` (negative: before): `shift_days(date, days)` with `days` a literal integer"
     type = sa.Date()
@@ -112,8 +108,9 @@ def _shift_days_pg(element, compiler, **kw):
     d, n = list(element.clauses)
     return f"(CAST({compiler.process(d, **kw)} AS DATE) + CAST({compiler.process(n, **kw)} AS INTEGER))"
 
+@compiles(days_between)
 @compiles(shift_days)
-def _shift_days_other(element, compiler, **kw):
+def _unsupported_dialect(element, compiler, **kw):
     raise GoodbadError(f"goodbad computes features on SQLite and PostgreSQL; {compiler.dialect.name} is not supported")
 
 # %% ../nbs/03_contract.ipynb #68b7aa20
