@@ -5,12 +5,13 @@
 # %% ../nbs/99_cli.ipynb #ce683091
 from __future__ import annotations
 import argparse, datetime as dt, sys, time
-from .core import GoodbadError, parse_date, redact_url
+from .core import GoodbadError, ReleaseError, parse_date, redact_url
 from .settings import load_settings
 from .night import find_settings
 
 # %% auto #0
-__all__ = ['cmd_nightly', 'cmd_masterdata_create', 'cmd_masterdata_advance', 'cmd_models', 'parser', 'main']
+__all__ = ['cmd_nightly', 'cmd_masterdata_create', 'cmd_masterdata_advance', 'cmd_approve', 'cmd_reject', 'cmd_promote',
+           'cmd_rollback', 'cmd_models', 'parser', 'main']
 
 # %% ../nbs/99_cli.ipynb #c2479ec3
 def _say(msg:str) -> None: print(msg, flush=True)
@@ -60,17 +61,67 @@ def cmd_masterdata_advance(args) -> int:
     _say(f"{redact_url(url)} now runs up to {st.through} (scenario {st.scenario} since {st.scenario_start})")
     return 0
 
+def _state(args):
+    from goodbad.contract import make_engine
+    from goodbad.store import init_state
+    return init_state(make_engine(load_settings(find_settings(args.settings)).state_url))
+
+def cmd_approve(args) -> int:
+    "goodbad approve: a person approves a challenger; it starts its canary at the next night"
+    from goodbad.store import move
+    m = move(_state(args), args.version, 'approved', args.by, args.note)
+    _say(f"{m.version} is approved by {m.status_by}; it starts its canary at the next night")
+    return 0
+
+def cmd_reject(args) -> int:
+    "goodbad reject: a person rejects a challenger or an approved model; it will never label anyone"
+    from goodbad.store import move
+    m = move(_state(args), args.version, 'rejected', args.by, args.note)
+    _say(f"{m.version} is rejected by {m.status_by}")
+    return 0
+
+def cmd_promote(args) -> int:
+    "goodbad promote: make a model champion by hand (the champion it replaces retires)"
+    from goodbad.store import move, live_models, get_model
+    state = _state(args)
+    get_model(state, args.version)
+    champ = live_models(state)['champion']
+    if champ is not None and champ.version == args.version: raise ReleaseError(f"{args.version} is already the champion")
+    m = move(state, args.version, 'champion', args.by, args.note or 'promoted by hand')
+    if champ is not None: move(state, champ.version, 'retired', args.by, f"replaced by {m.version}, promoted by hand")
+    _say(f"{m.version} is the champion, promoted by {m.status_by}" + (f"; {champ.version} retires" if champ else ''))
+    return 0
+
+def cmd_rollback(args) -> int:
+    "goodbad rollback: end a running canary, or else put the previous champion back in production"
+    from goodbad.store import move, live_models, find_models
+    state = _state(args)
+    live = live_models(state)
+    if live['canary'] is not None:
+        m = move(state, live['canary'].version, 'rolled_back', args.by, args.note or 'rolled back by hand')
+        _say(f"{m.version} is rolled back by {m.status_by}: the champion labels every customer again"); return 0
+    champ = live['champion']
+    if champ is None: raise ReleaseError("there is nothing to roll back: no canary is running and no model is in production")
+    earlier = find_models(state, status='retired')
+    if not earlier: raise ReleaseError(f"there is no earlier champion to return to; {champ.version} stays in production")
+    move(state, champ.version, 'rolled_back', args.by, args.note or 'rolled back by hand')
+    m = move(state, earlier[0].version, 'champion', args.by, f"back in production: {champ.version} was rolled back")
+    _say(f"{champ.version} is rolled back by {args.by}; {m.version} is the champion again")
+    return 0
+
 def cmd_models(args) -> int:
     "goodbad models: the registered model versions and their statuses"
     from goodbad.contract import make_engine
-    from goodbad.store import init_state, find_models
+    from goodbad.store import init_state, find_models, model_events
     settings = load_settings(find_settings(args.settings))
-    models = find_models(init_state(make_engine(settings.state_url)))
+    state = init_state(make_engine(settings.state_url))
+    models = find_models(state)
     if not models: _say('no model registered yet'); return 0
-    _say(f"{'version':<48} {'status':<10} {'threshold':>9} {'cv recall':>9}  status since, by")
+    _say(f"{'version':<48} {'status':<11} {'threshold':>9} {'cv recall':>9}  status since, by: note")
+    notes = {e['version']: e['note'] for e in model_events(state)}
     for m in models:
         cv = m.details.get('cv', {})
-        _say(f"{m.version:<48} {m.status:<10} {m.threshold:>9.4f} {cv.get('recall') or 0:>9.3f}  {m.status_at:%Y-%m-%d %H:%M}, {m.status_by}")
+        _say(f"{m.version:<48} {m.status:<11} {m.threshold:>9.4f} {cv.get('recall') or 0:>9.3f}  {m.status_at:%Y-%m-%d %H:%M}, {m.status_by}: {notes.get(m.version, '')}")
     return 0
 
 # %% ../nbs/99_cli.ipynb #26a88a83
@@ -100,6 +151,18 @@ def parser() -> argparse.ArgumentParser:
     a.set_defaults(func=cmd_masterdata_advance)
     m = sub.add_parser('models', help='the registered model versions and their statuses')
     m.set_defaults(func=cmd_models)
+    for name, func, what in (('approve', cmd_approve, 'approve a challenger: it starts its canary at the next night'),
+                             ('reject', cmd_reject, 'reject a challenger or an approved model: it never labels anyone'),
+                             ('promote', cmd_promote, 'make a model champion by hand')):
+        c = sub.add_parser(name, help=what)
+        c.add_argument('version', help='the model version (see goodbad models)')
+        c.add_argument('--by', required=True, help='who decides (recorded)')
+        c.add_argument('--note', default='', help='why (recorded)')
+        c.set_defaults(func=func)
+    r = sub.add_parser('rollback', help='end the running canary, or put the previous champion back')
+    r.add_argument('--by', required=True, help='who decides (recorded)')
+    r.add_argument('--note', default='', help='why (recorded)')
+    r.set_defaults(func=cmd_rollback)
     return p
 
 def main(argv:list|None=None) -> int:

@@ -11,9 +11,9 @@ from sqlalchemy.engine import make_url, URL
 import goodbad
 
 # %% auto #0
-__all__ = ['TRACKED_PACKAGES', 'GoodbadError', 'SettingsError', 'ContractError', 'ModelStoreError', 'NoModelError', 'RunError',
-           'redact_url', 'sha256_bytes', 'sha256_json', 'write_atomic', 'package_versions', 'library_hash',
-           'code_version', 'interpreter', 'peak_memory_mb', 'utcnow', 'parse_date']
+__all__ = ['TRACKED_PACKAGES', 'GoodbadError', 'SettingsError', 'ContractError', 'ModelStoreError', 'NoModelError',
+           'ReleaseError', 'ExplanationError', 'RunError', 'redact_url', 'sha256_bytes', 'sha256_json', 'write_atomic',
+           'package_versions', 'library_hash', 'code_version', 'interpreter', 'peak_memory_mb', 'utcnow', 'parse_date']
 
 # %% ../nbs/00_core.ipynb #661d27ee
 class GoodbadError(Exception):
@@ -30,6 +30,12 @@ class ModelStoreError(GoodbadError):
 
 class NoModelError(GoodbadError):
     "There is no model to do what was asked (nothing in production, unknown version)"
+
+class ReleaseError(GoodbadError):
+    "A model cannot move to the status asked (wrong status now, no earlier champion to return to)"
+
+class ExplanationError(GoodbadError):
+    "An explanation does not add up to the model's output, so its reason codes cannot be trusted"
 
 class RunError(GoodbadError):
     "The nightly run cannot start or go on (another run holds the lock, a notebook misdeclares parameters)"

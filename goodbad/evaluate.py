@@ -10,19 +10,18 @@ import numpy as np, pandas as pd
 from sklearn.metrics import confusion_matrix, roc_auc_score, average_precision_score, brier_score_loss
 from .core import GoodbadError, ModelStoreError
 from .features import FEATURES
-from .store import find_models, get_model, load_model, set_status
+from .store import find_models, get_model, load_model, live_models, save_fact, load_fact
 from .train import precision_interval, tonight_training_data
 
 # %% auto #0
-__all__ = ['tonight_models', 'holdout_figures', 'computational_figures', 'smoke_tests', 'release_gates', 'release_decision',
-           'Evaluation', 'evaluate_tonight']
+__all__ = ['tonight_models', 'holdout_figures', 'computational_figures', 'smoke_tests', 'Evaluation', 'evaluate_tonight',
+           'tonight_evaluation']
 
-# %% ../nbs/50_evaluate.ipynb #e31f5e5f
-def tonight_models(night) -> tuple:
-    "(model trained tonight or None, champion or None)"
-    new = find_models(night.state, run_id=night.run_id)
-    champ = find_models(night.state, status='champion')
-    return (new[0] if new else None), (champ[0] if champ else None)
+# %% ../nbs/50_evaluate.ipynb #4d83c2d4
+def tonight_models(night) -> dict:
+    "The models tonight is about: `new` (trained tonight, not yet released), `champion` and `canary` (records or None)"
+    new = [m for m in find_models(night.state, run_id=night.run_id) if m.status == 'candidate']
+    return dict(new=new[0] if new else None) | live_models(night.state)
 
 # %% ../nbs/50_evaluate.ipynb #1e405b76
 def holdout_figures(y, scores, threshold:float, confidence:float) -> dict:
@@ -85,61 +84,40 @@ def smoke_tests(night, record, rows:pd.DataFrame) -> pd.DataFrame:
         else: test(name, fn)
     return pd.DataFrame(res)
 
-# %% ../nbs/50_evaluate.ipynb #718dd1b0
-def release_gates(figures:dict, smoke:pd.DataFrame, policy) -> pd.DataFrame:
-    "The gates a new model must pass tonight, each with its figure, limit and verdict"
-    low, rec = figures['precision_low'], figures['recall'] or 0.0
-    return pd.DataFrame([
-        dict(gate='smoke tests', figure=f"{int(smoke.passed.sum())} of {len(smoke)} pass", limit='all', passed=bool(smoke.passed.all())),
-        dict(gate='hold-out precision, lower bound', figure=round(low, 4), limit=f">= {policy.precision_target}", passed=low >= policy.precision_target),
-        dict(gate='hold-out recall', figure=round(rec, 4), limit=f">= {policy.min_recall}", passed=rec >= policy.min_recall)])
-
-def release_decision(night, new_model, champion, gates:pd.DataFrame) -> str:
-    "Promote `new_model` to champion if every gate passed, else reject it; returns what happened, in words"
-    if new_model is None:
-        return f"no new model tonight; {champion.version} stays in production" if champion else "no new model tonight and none in production"
-    failed = gates[~gates.passed].gate.tolist()
-    if failed:
-        set_status(night.state, new_model.version, 'rejected', by='nightly run', note=f"failed: {', '.join(failed)}", run_id=night.run_id)
-        return f"{new_model.version} rejected (failed: {', '.join(failed)}); " + (f"{champion.version} stays in production" if champion else 'no model in production')
-    if champion: set_status(night.state, champion.version, 'retired', by='nightly run', note=f"replaced by {new_model.version}", run_id=night.run_id)
-    set_status(night.state, new_model.version, 'champion', by='nightly run', note='passed every gate on the hold-out', run_id=night.run_id)
-    return f"{new_model.version} is the new champion" + (f", replacing {champion.version}" if champion else '')
-
-# %% ../nbs/50_evaluate.ipynb #7212b6ff
+# %% ../nbs/50_evaluate.ipynb #39ca12b8
 @dataclass
 class Evaluation:
-    "Tonight's evaluation: the models, their hold-out figures, smoke tests, gates, computational figures and the decision"
-    new_model: object
-    champion: object
-    under_test: object
+    "Tonight's evaluation: per model version, its role, hold-out figures, smoke tests and computational figures"
     holdout: pd.DataFrame
-    scores: np.ndarray
-    figures: dict
-    champion_figures: dict|None
-    smoke: pd.DataFrame
-    gates: pd.DataFrame
-    compute: dict
-    decision: str
+    models: dict        # version -> dict(role, record, scores, figures, smoke, compute)
+    under_test: str     # the version the reports focus on: the new model, else the champion
+
+    def summary(self) -> dict:
+        "What the release phase needs, as plain data"
+        return {v: dict(role=m['role'], threshold=m['record'].threshold, figures=m['figures'], smoke=m['smoke'].to_dict(orient='records'),
+                        smoke_passed=bool(m['smoke'].passed.all()), compute=m['compute']) for v, m in self.models.items()}
 
 def evaluate_tonight(night) -> Evaluation:
-    "Test tonight's new model (or the champion) on the hold-out, run the gates and promote or reject it"
-    policy = night.settings
-    new_model, champion = tonight_models(night)
-    under_test = new_model or champion
-    if under_test is None: raise GoodbadError("there is no model to evaluate: training produced none tonight and none is in production")
+    "Measure the new model, the champion and the canary on tonight's hold-out, and keep the figures for the release"
+    policy, models = night.settings, tonight_models(night)
+    if not any(models.values()): raise GoodbadError("there is no model to evaluate: training produced none tonight and none is in production")
     holdout = tonight_training_data(night).holdout
     if holdout.empty: raise GoodbadError(f"no hold-out customers tonight: no outcome was learned before {night.run_date}")
-    model = load_model(night.state, night.model_store, under_test.version)
-    X = holdout[list(FEATURES)]
-    scores = model.predict_proba(X)[:, 1]
-    figures = holdout_figures(holdout.bad, scores, under_test.threshold, policy.confidence_level)
-    smoke = smoke_tests(night, under_test, holdout)
-    gates = release_gates(figures, smoke, policy)
-    compute = computational_figures(model, holdout, under_test)
-    champion_figures = None
-    if champion is not None and new_model is not None:
-        champ_scores = load_model(night.state, night.model_store, champion.version).predict_proba(X)[:, 1]
-        champion_figures = holdout_figures(holdout.bad, champ_scores, champion.threshold, policy.confidence_level)
-    decision = release_decision(night, new_model, champion, gates)
-    return Evaluation(new_model, champion, under_test, holdout, scores, figures, champion_figures, smoke, gates, compute, decision)
+    X, res = holdout[list(FEATURES)], {}
+    for role, rec in models.items():
+        if rec is None or rec.version in res: continue
+        smoke = smoke_tests(night, rec, holdout)
+        try: model = load_model(night.state, night.model_store, rec.version)
+        except ModelStoreError: model = None
+        scores = model.predict_proba(X)[:, 1] if model is not None else np.full(len(X), np.nan)
+        figures = holdout_figures(holdout.bad, np.nan_to_num(scores), rec.threshold, policy.confidence_level)
+        compute = computational_figures(model, holdout, rec) if model is not None else {}
+        res[rec.version] = dict(role=role, record=rec, scores=scores, figures=figures, smoke=smoke, compute=compute)
+    under_test = (models['new'] or models['champion'] or models['canary']).version
+    ev = Evaluation(holdout, res, under_test)
+    save_fact(night.state, night.run_id, 'evaluation', ev.summary())
+    return ev
+
+def tonight_evaluation(night) -> dict:
+    "Tonight's evaluation summary, as the evaluate phase kept it (evaluated now on a demo night that skipped it)"
+    return load_fact(night.state, night.run_id, 'evaluation') or evaluate_tonight(night).summary()

@@ -21,8 +21,8 @@ from .contract import make_engine
 __all__ = ['PHASES', 'RUN_PARAMETERS', 'notebooks_dir', 'check_parameters', 'ThisInterpreterKernelManager', 'execute_phase',
            'RunLock', 'next_attempt', 'summarize', 'run_nightly']
 
-# %% ../nbs/95_nightly.ipynb #736e702f
-PHASES = ('10_acquire', '20_features', '40_train', '50_evaluate', '90_score')
+# %% ../nbs/95_nightly.ipynb #58f0883a
+PHASES = ('10_acquire', '20_features', '40_train', '50_evaluate', '60_fairness', '70_explain', '80_release', '90_score')
 RUN_PARAMETERS = ('run_date', 'run_id', 'run_dir', 'settings_path')
 
 def notebooks_dir() -> Path:
@@ -127,14 +127,18 @@ def next_attempt(run_dir:Path, run_date:dt.date) -> tuple[str, list]:
 def summarize(phases:list) -> dict:
     "The headline of a night, gathered from what its phases recorded"
     rec = {p['phase']: p['records'] for p in phases}
-    labels, ev = rec.get('score', {}).get('labels'), rec.get('evaluate', {})
-    tested = ev.get('model_under_test') or {}
-    model = None
+    labels, ev = rec.get('score', {}).get('labels'), (rec.get('evaluate', {}).get('evaluation') or {})
+    model = canary = None
     if labels:
-        figures = ev.get('holdout') if tested.get('version') == labels['model_version'] else ev.get('champion_holdout')
-        model = dict(version=labels['model_version'], algorithm=labels['algorithm'], threshold=labels['threshold'], holdout=figures)
-    return dict(data_fingerprint=rec.get('acquire', {}).get('fingerprint'), model=model, labels=labels,
-                trained_tonight=rec.get('train', {}).get('winner'), release=ev.get('decision'))
+        v = labels['model_version']
+        model = dict(version=v, algorithm=labels['algorithm'], threshold=labels['threshold'], holdout=(ev.get(v) or {}).get('figures'))
+        if labels.get('canary_version'): canary = dict(version=labels['canary_version'], holdout=(ev.get(labels['canary_version']) or {}).get('figures'))
+    fair = rec.get('fairness', {}).get('fairness') or {}
+    release = rec.get('release', {}).get('release') or {}
+    return dict(data_fingerprint=rec.get('acquire', {}).get('fingerprint'), model=model, canary=canary, labels=labels,
+                trained_tonight=rec.get('train', {}).get('winner'), release=release.get('actions'),
+                waiting_for_approval=release.get('waiting_for_approval'),
+                fairness=dict(version=fair.get('version'), passed=fair.get('passed'), failures=fair.get('failures')) if fair else None)
 
 # %% ../nbs/95_nightly.ipynb #54798fd4
 def run_nightly(settings:Settings, run_date:dt.date, progress=None, nbs:Path|None=None) -> dict:

@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from .core import ModelStoreError, NoModelError, sha256_bytes, write_atomic, utcnow
+from .core import ModelStoreError, NoModelError, ReleaseError, sha256_bytes, write_atomic, utcnow
 from .record import plain
 
 # %% auto #0
-__all__ = ['STATE', 'MODELS', 'MODEL_EVENTS', 'RUN_FACTS', 'RUNS', 'init_state', 'save_fact', 'load_fact', 'save_run',
-           'list_runs', 'save_artifact', 'load_artifact', 'ModelRecord', 'register_model', 'get_model', 'find_models',
-           'set_status', 'model_events', 'load_model']
+__all__ = ['STATE', 'MODELS', 'MODEL_EVENTS', 'RUN_FACTS', 'RUNS', 'CANARY_NIGHTS', 'STATUSES', 'MOVES', 'init_state',
+           'save_fact', 'load_fact', 'save_run', 'list_runs', 'save_artifact', 'load_artifact', 'ModelRecord',
+           'register_model', 'get_model', 'find_models', 'set_status', 'model_events', 'load_model', 'move',
+           'live_models', 'update_details', 'record_canary_night', 'canary_nights_passed']
 
 # %% ../nbs/05_store.ipynb #f26fd145
 STATE = sa.MetaData()
@@ -46,6 +47,11 @@ RUNS = sa.Table('goodbad_runs', STATE,
     sa.Column('run_id', sa.String(64), primary_key=True), sa.Column('run_date', sa.Date, nullable=False, index=True),
     sa.Column('status', sa.String(16), nullable=False), sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('finished_at', sa.DateTime(timezone=True)), sa.Column('manifest', sa.Text, nullable=False))
+
+CANARY_NIGHTS = sa.Table('goodbad_canary_nights', STATE,
+    sa.Column('version', sa.String(64), primary_key=True), sa.Column('run_date', sa.Date, primary_key=True),
+    sa.Column('run_id', sa.String(64), nullable=False), sa.Column('passed', sa.Boolean, nullable=False),
+    sa.Column('checks', sa.Text, nullable=False))
 
 def init_state(engine:Engine) -> Engine:
     "Create goodbad's state tables in `engine` where they are missing"
@@ -176,3 +182,45 @@ def load_model(state:Engine, store:Path, version:str):
     "The fitted model of `version`, loaded only after its artifact passes the hash check"
     rec = get_model(state, version)
     return load_artifact(store, rec.artifact, rec.content_hash, version)
+
+# %% ../nbs/05_store.ipynb #5cd3ff58
+STATUSES = ('candidate', 'challenger', 'approved', 'canary', 'champion', 'retired', 'rejected', 'rolled_back')
+MOVES = {  # to: the statuses a model may come from
+    'challenger': ('candidate',), 'rejected': ('candidate', 'challenger', 'approved'), 'approved': ('challenger',),
+    'canary': ('approved', 'challenger'), 'champion': ('candidate', 'challenger', 'approved', 'canary', 'retired'),
+    'retired': ('champion',), 'rolled_back': ('canary', 'champion'),
+}
+
+def move(state:Engine, version:str, to:str, by:str, note:str='', run_id:str|None=None) -> ModelRecord:
+    "Move model `version` to status `to`, if its life allows it from where it is now; recorded with `by` and `note`"
+    rec = get_model(state, version)
+    if rec.status not in MOVES[to]:
+        raise ReleaseError(f"model {version} is {rec.status}; only a model that is {' or '.join(MOVES[to])} can become {to}.")
+    if not by.strip(): raise ReleaseError(f"say who moves model {version} to {to} (--by NAME): every move is recorded with a name")
+    return set_status(state, version, to, by=by.strip(), note=note, run_id=run_id)
+
+def live_models(state:Engine) -> dict:
+    "The champion and the canary (each a record, or None)"
+    get = lambda s: (find_models(state, status=s) or [None])[0]
+    return dict(champion=get('champion'), canary=get('canary'))
+
+def update_details(state:Engine, version:str, **updates) -> ModelRecord:
+    "Merge `updates` into the details of model `version` (e.g. the reports it appears in)"
+    rec = get_model(state, version)
+    details = rec.details | plain(updates)
+    with state.begin() as conn:
+        conn.execute(MODELS.update().where(MODELS.c.version == version).values(details=json.dumps(details)))
+    return get_model(state, version)
+
+# %% ../nbs/05_store.ipynb #ce2d0d6e
+def record_canary_night(state:Engine, version:str, run_date:dt.date, run_id:str, passed:bool, checks) -> int:
+    "Keep tonight's verdict on canary `version` (replacing a rerun's); returns its clean nights so far"
+    with state.begin() as conn:
+        conn.execute(CANARY_NIGHTS.delete().where((CANARY_NIGHTS.c.version == version) & (CANARY_NIGHTS.c.run_date == run_date)))
+        conn.execute(CANARY_NIGHTS.insert().values(version=version, run_date=run_date, run_id=run_id, passed=bool(passed), checks=json.dumps(plain(checks))))
+    return canary_nights_passed(state, version)
+
+def canary_nights_passed(state:Engine, version:str) -> int:
+    "How many nights canary `version` has passed its checks"
+    with state.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).where((CANARY_NIGHTS.c.version == version) & CANARY_NIGHTS.c.passed)).scalar()

@@ -70,9 +70,9 @@ def new_customers(rng, signup:np.ndarray, first_id:int, sc:Scenario|None=None, s
         extra_risk = np.where(newm, sc.new_country_risk, 0.0)
     age = np.clip(18 + rng.gamma(3.0, 8.0, n), 18, 90)
     gender = _choice(rng, {'F': .49, 'M': .49, 'X': .02}, n)
-    risk = (rng.normal(size=n) + 0.25 * (gender == 'M') + 0.30 * (age < 25) + extra_risk
+    risk = (rng.normal(size=n) + 0.05 * (gender == 'M') + 0.06 * (age < 25) + extra_risk
             + np.vectorize(CHANNEL_RISK.get)(channel))
-    bad = rng.random(n) < _sigmoid(-4.0 + 3.0 * risk)
+    bad = rng.random(n) < _sigmoid(-3.85 + 3.0 * risk)
     known = signup + 90 + np.round(rng.gamma(2.0, 90.0, n)).astype(int)
     churn = signup + np.round(rng.exponential(600.0, n)).astype(int)
     return pd.DataFrame(dict(

@@ -168,6 +168,7 @@ def fit_and_register(night, name:str, data:TrainingData, table:pd.DataFrame, fin
         candidates=table, fit_seconds=fit_seconds, features=list(FEATURES),
         training=data.facts() | dict(as_of=night.run_date, horizon_days=p.prediction_horizon_days, snapshot_hash=fingerprint.get('hash')),
         snapshot=fingerprint, code=code_version(), packages=package_versions(), policy=public_settings(p),
+        background=data.train[list(FEATURES)].sample(min(200, len(data.train)), random_state=p.random_seed).to_dict(orient='records'),
         known_rows=dict(customer_id=known.customer_id.tolist(), features=known[list(FEATURES)].to_dict(orient='records'),
                         scores=model.predict_proba(known[list(FEATURES)])[:, 1].tolist()))
     return register_model(night.state, night.model_store, model, run_id=night.run_id, run_date=night.run_date,
