@@ -5,6 +5,7 @@
 # %% ../nbs/95_nightly.ipynb #1303204a
 from __future__ import annotations
 import datetime as dt, fcntl, json, os, shutil, sys, tempfile, time, warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import goodbad
 import papermill as pm
@@ -79,8 +80,7 @@ def execute_phase(notebook:Path, out:Path, parameters:dict, cwd:Path) -> dict:
     ran_in = (records.get('kernel') or {}).get('executable')
     if status == 'succeeded' and ran_in != sys.executable:
         status, error = 'failed', f"the notebook ran under {ran_in}, not under the runner's interpreter {sys.executable}"
-    html = _html(out) if out.exists() else None
-    return dict(phase=notebook.stem.split('_', 1)[-1], notebook=out.name, html=html.name if html else None, status=status,
+    return dict(phase=notebook.stem.split('_', 1)[-1], notebook=out.name, html=None, status=status,
                 seconds=round(secs, 2), peak_memory_mb=records.get('peak_memory_mb'), records=records, error=error)
 
 # %% ../nbs/95_nightly.ipynb #90a0a3ef
@@ -165,16 +165,22 @@ def run_nightly(settings:Settings, run_date:dt.date, progress=None, nbs:Path|Non
             save_run(state, manifest)
         save()
         say(f"goodbad nightly {run_date}: run {run_id}, {len(PHASES)} phases, into {run_dir}")
-        for i, p in enumerate(PHASES, 1):
-            say(f"  [{i}/{len(PHASES)}] {p.split('_', 1)[1]} ...")
-            entry = execute_phase(nbs/f'{p}.ipynb', run_dir/f'{p}.ipynb', params, run_dir)
-            manifest['phases'].append(entry)
-            say(f"  [{i}/{len(PHASES)}] {entry['phase']}: {entry['status']} in {entry['seconds']:.1f}s" + (f" - {entry['error']}" if entry['error'] else ''))
-            if entry['status'] != 'succeeded':
-                manifest.update(status='failed', error=f"phase {entry['phase']} failed: {entry['error']}")
-                break
-            save()
-        else: manifest['status'] = 'succeeded'
+        pages = {}
+        with ThreadPoolExecutor(max_workers=1) as html_pool:
+            for i, p in enumerate(PHASES, 1):
+                say(f"  [{i}/{len(PHASES)}] {p.split('_', 1)[1]} ...")
+                entry = execute_phase(nbs/f'{p}.ipynb', run_dir/f'{p}.ipynb', params, run_dir)
+                manifest['phases'].append(entry)
+                if (run_dir/entry['notebook']).exists(): pages[entry['phase']] = html_pool.submit(_html, run_dir/entry['notebook'])
+                say(f"  [{i}/{len(PHASES)}] {entry['phase']}: {entry['status']} in {entry['seconds']:.1f}s" + (f" - {entry['error']}" if entry['error'] else ''))
+                if entry['status'] != 'succeeded':
+                    manifest.update(status='failed', error=f"phase {entry['phase']} failed: {entry['error']}")
+                    break
+                save()
+            else: manifest['status'] = 'succeeded'
+        for entry in manifest['phases']:
+            page = pages[entry['phase']].result() if entry['phase'] in pages else None
+            entry['html'] = page.name if page else None
         shutil.rmtree(run_dir/'work', ignore_errors=True)
         manifest['finished_at'] = utcnow().isoformat()
         manifest['seconds'] = round(sum(p['seconds'] for p in manifest['phases']), 1)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 
 # %% auto #0
-__all__ = ['plain', 'record', 'read_records']
+__all__ = ['SCRAP_MEDIA_TYPE', 'SCRAP_VERSION', 'plain', 'scrap_output', 'record', 'read_records']
 
 # %% ../nbs/02_record.ipynb #464b43b3
 def plain(value):
@@ -27,13 +27,20 @@ def plain(value):
     if value is pd.NA or value is pd.NaT: return None
     return str(value)
 
-# %% ../nbs/02_record.ipynb #04de66db
+# %% ../nbs/02_record.ipynb #3a117e59
+SCRAP_MEDIA_TYPE = 'application/scrapbook.scrap.json+json'
+SCRAP_VERSION = 1
+
+def scrap_output(name:str, value) -> dict:
+    "The display output (data and metadata) scrapbook reads as the scrap `name` holding `value`"
+    payload = dict(name=name, data={'value': plain(value)}, encoder='json', version=SCRAP_VERSION)  # wrapped: a scrap may not be a bare null
+    return dict(data={SCRAP_MEDIA_TYPE: payload}, metadata={'scrapbook': dict(name=name, data=True, display=False)})
+
 def record(name:str, value) -> None:
     "Record `value` under `name` in the executing notebook, for the runner and `run.json`"
-    import scrapbook as sb
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        sb.glue(name, {'value': plain(value)}, encoder='json')  # wrapped: scrapbook refuses a bare null
+    from IPython.display import display
+    out = scrap_output(name, value)
+    display(out['data'], metadata=out['metadata'], raw=True)
 
 def read_records(notebook:str|Path) -> dict:
     "Every value recorded in the executed `notebook`, by name (empty when it recorded nothing)"

@@ -1,6 +1,10 @@
 """Shared fixtures: a goodbad workspace in a temporary folder, the CLI as a subprocess, and the PostgreSQL server."""
 import json, os, shutil, subprocess, sys, uuid
 from pathlib import Path
+
+# Two test workers on a machine of two cores: OpenMP threads in each (scikit-learn's gradient boosting) would only
+# spin against each other. The notebooks' kernels inherit this too.
+os.environ.setdefault('OMP_NUM_THREADS', '1')
 import pytest
 import sqlalchemy as sa
 

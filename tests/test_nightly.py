@@ -11,6 +11,7 @@ from goodbad.settings import load_settings
 def sqlite_url(ws): return f"sqlite:///{ws.masterdata}"
 
 
+@pytest.mark.xdist_group("night")
 def test_first_night_leaves_every_report_and_the_labels(night):
     day = night.runs / RUN_DATE
     for p in PHASES:
@@ -30,6 +31,7 @@ def test_first_night_leaves_every_report_and_the_labels(night):
         assert p in night.stdout
 
 
+@pytest.mark.xdist_group("night")
 def test_labels_one_row_per_customer_and_history(night):
     labels = labels_of(sqlite_url(night))
     con = sqlite3.connect(night.masterdata)
@@ -43,6 +45,7 @@ def test_labels_one_row_per_customer_and_history(night):
     assert hist == (customers, customers)
 
 
+@pytest.mark.xdist_group("night")
 def test_executed_notebooks_carry_parameters_but_no_secret(night):
     nb = nbformat.read(night.runs / RUN_DATE / '10_acquire.ipynb', as_version=4)
     injected = [c for c in nb.cells if 'injected-parameters' in c.metadata.get('tags', [])]
@@ -50,6 +53,7 @@ def test_executed_notebooks_carry_parameters_but_no_secret(night):
     assert nb.metadata.papermill.parameters.keys() == {'run_date', 'run_id', 'run_dir', 'settings_path'}
 
 
+@pytest.mark.xdist_group("night")
 def test_rerun_of_the_same_night_replaces_it_cleanly(night):
     before = night.manifest()
     night.nightly(check=0)
@@ -73,6 +77,7 @@ def _fail_in(nbs: Path, phase: str, message: str):
     nbformat.write(nb, path)
 
 
+@pytest.mark.xdist_group("night")
 def test_a_failure_mid_run_leaves_its_notebook_and_the_labels(night, tmp_path):
     ws = night.copy(tmp_path / 'ws')
     before = labels_of(sqlite_url(ws))
@@ -91,6 +96,7 @@ def test_a_failure_mid_run_leaves_its_notebook_and_the_labels(night, tmp_path):
     assert labels_of(sqlite_url(ws)) == before
 
 
+@pytest.mark.xdist_group("night")
 def test_a_contract_violation_stops_the_night_with_labels_untouched(night, tmp_path):
     ws = night.copy(tmp_path / 'ws')
     before = labels_of(sqlite_url(ws))
@@ -107,6 +113,7 @@ def test_a_contract_violation_stops_the_night_with_labels_untouched(night, tmp_p
     assert labels_of(sqlite_url(ws)) == before
 
 
+@pytest.mark.xdist_group("night")
 def test_a_second_run_at_once_is_refused(night):
     with RunLock(night.runs, 'a run started by the test'):
         res = night.nightly(check=2)

@@ -5,6 +5,7 @@ import sqlalchemy as sa
 from conftest import RUN_DATE, CUSTOMERS, Workspace, labels_of
 
 
+@pytest.mark.xdist_group("night")
 def test_the_night_on_postgres_gives_the_same_labels(night, pg_url, pg_schema, tmp_path):
     secret = 'not-a-real-password-7731'
     url = pg_url.replace('postgresql://postgres@', f'postgresql://postgres:{secret}@', 1)

@@ -14,6 +14,7 @@ def _refused(ws, res, *expected):
     assert not (ws.runs / RUN_DATE).exists(), 'nothing is written'
 
 
+@pytest.mark.xdist_group("night")
 def test_a_target_out_of_range(ws):
     before = labels_of(f"sqlite:///{ws.masterdata}")
     res = ws.nightly(check=None, env={'GOODBAD_PRECISION_TARGET': '1.7'})
@@ -21,22 +22,26 @@ def test_a_target_out_of_range(ws):
     assert labels_of(f"sqlite:///{ws.masterdata}") == before
 
 
+@pytest.mark.xdist_group("night")
 def test_an_unknown_key(ws):
     text = ws.settings.read_text().replace('min_recall = 0.05', 'min_recall = 0.05\nmin_recal = 0.1')
     ws.settings.write_text(text)
     _refused(ws, ws.nightly(check=None), "unknown key 'min_recal' in [precision]. Did you mean min_recall")
 
 
+@pytest.mark.xdist_group("night")
 def test_a_malformed_database_url_is_refused_and_its_password_not_shown(ws):
     res = ws.nightly(check=None, env={'GOODBAD_MASTERDATA_URL': 'postgresql://scott:tiger@db.example:port/sales'})
     _refused(ws, res, 'environment variable GOODBAD_MASTERDATA_URL holds', 'which is not a database URL')
     assert 'tiger' not in res.stderr + res.stdout
 
 
+@pytest.mark.xdist_group("night")
 def test_an_unsupported_database(ws):
     _refused(ws, ws.nightly(check=None, env={'GOODBAD_MASTERDATA_URL': 'oracle://u@host/db'}), 'goodbad supports SQLite and PostgreSQL')
 
 
+@pytest.mark.xdist_group("night")
 def test_a_missing_settings_file(tmp_path):
     from conftest import goodbad
     res = goodbad('--settings', str(tmp_path / 'nope.ini'), 'nightly', check=2)

@@ -1,0 +1,52 @@
+"""Nights played in-process: every phase's exported `*_tonight` function, in the runner's order, without papermill.
+
+The notebooks' nightly cells call exactly these functions; the papermill path itself is covered end to end by
+test_nightly.py and test_postgres.py. Playing many nights in-process keeps the multi-night tests fast.
+"""
+import datetime as dt, shutil
+from pathlib import Path
+from goodbad.night import Night
+from goodbad.nightly import PHASES
+from goodbad.settings import load_settings
+from goodbad.contract import make_engine
+from goodbad.synthetic import create_masterdata, advance_masterdata
+from goodbad import acquire, features, train, evaluate, fairness, explain, release, score
+
+STEPS = {
+    'acquire': lambda n: acquire.acquire_tonight(n).raise_if_broken(),
+    'features': features.write_features,
+    'train': train.train_tonight,
+    'evaluate': evaluate.evaluate_tonight,
+    'fairness': fairness.fairness_tonight,
+    'explain': explain.explain_tonight,
+    'release': release.release_tonight,
+    'score': score.score_tonight,
+}
+assert list(STEPS) == [p.split('_', 1)[1] for p in PHASES], 'the in-process night must follow the runner'
+
+
+class World:
+    "A workspace (settings.ini copy, master data, state, models) whose nights are played in-process"
+    def __init__(self, root: Path, env: dict, repo: Path):
+        self.root, self.env = root, dict(env)
+        root.mkdir(parents=True, exist_ok=True)
+        if not (root / 'settings.ini').exists(): shutil.copy(repo / 'settings.ini', root / 'settings.ini')
+
+    def settings(self, **overrides):
+        return load_settings(self.root / 'settings.ini', environ=self.env | {f'GOODBAD_{k.upper()}': str(v) for k, v in overrides.items()})
+
+    def create(self, customers, end, seed=20261126):
+        s = self.settings()
+        from goodbad.contract import settings_contract
+        create_masterdata(make_engine(s.masterdata_url), customers=customers, seed=seed, end=end, contract=settings_contract(s))
+
+    def advance(self, days=1, scenario=None):
+        s = self.settings()
+        from goodbad.contract import settings_contract
+        return advance_masterdata(make_engine(s.masterdata_url), days=days, scenario_name=scenario, contract=settings_contract(s))
+
+    def night(self, day: dt.date, **overrides) -> Night:
+        "Play the night of `day` through every phase; returns the Night (its state and labels are in the workspace)"
+        n = Night(day, f'{day}.1', self.root / 'runs' / str(day), self.settings(**overrides))
+        n.results = {name: step(n) for name, step in STEPS.items()}
+        return n
