@@ -62,13 +62,17 @@ def labels_of(url, table='customer_labels', schema=None):
     return [tuple(r) for r in rows]
 
 
+_ONCE = {}  # pytest-xdist may tear a session fixture down between batches of tests; the night is still run once
+
+
 @pytest.fixture(scope='session')
 def night(tmp_path_factory):
     "A workspace in which tonight's nightly run has succeeded on the embedded SQLite default (demo data created by it)"
-    ws = Workspace(tmp_path_factory.mktemp('sqlite-night'))
-    res = ws.nightly(check=0)
-    ws.stdout = res.stdout
-    return ws
+    if 'night' not in _ONCE:
+        ws = Workspace(tmp_path_factory.mktemp('sqlite-night'))
+        ws.stdout = ws.nightly(check=0).stdout
+        _ONCE['night'] = ws
+    return _ONCE['night']
 
 
 @pytest.fixture(scope='session')

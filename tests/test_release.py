@@ -86,13 +86,18 @@ def test_release_path_on_postgres(tmp_path, capsys, monkeypatch, pg_url, pg_sche
     play_release_path(World(tmp_path / 'w', env, REPO), capsys, monkeypatch)
 
 
-@pytest.fixture(scope='module')
+_FIRST = {}
+
+
+@pytest.fixture
 def first_night(tmp_path_factory):
-    "A world after its first night (a champion in production), to branch from"
-    w = World(tmp_path_factory.mktemp('first') / 'w', FAST, REPO)
-    w.create(15000, D1 - dt.timedelta(days=1))
-    w.night(D1)
-    return w
+    "A world after its first night (a champion in production), to branch from (played once per test worker)"
+    if 'world' not in _FIRST:
+        w = World(tmp_path_factory.mktemp('first') / 'w', FAST, REPO)
+        w.create(15000, D1 - dt.timedelta(days=1))
+        w.night(D1)
+        _FIRST['world'] = w
+    return _FIRST['world']
 
 
 def branch(world, dest):
