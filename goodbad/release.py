@@ -159,6 +159,9 @@ def _release_new(night, new, ev:dict, rep:ReleaseReport):
         move(night.state, new.version, 'rejected', BY, f"failed: {failed}", night.run_id)
         rep.actions.append(f"{new.version} is rejected and will never label anyone (failed: {failed})")
         return
+    for old in find_models(night.state, status='challenger'):
+        move(night.state, old.version, 'superseded', BY, f"a newer challenger, {new.version}, passed the gates before anyone approved this one", night.run_id)
+        rep.actions.append(f"{old.version} is superseded by {new.version}, still unapproved")
     move(night.state, new.version, 'challenger', BY, f"passed all {len(gates)} gates", night.run_id)
     live = live_models(night.state)
     if live['champion'] is None and live['canary'] is None and p.first_model_without_approval:

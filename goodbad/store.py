@@ -138,7 +138,8 @@ def register_model(state:Engine, store:Path, model, *, run_id:str, run_date:dt.d
     now = utcnow()
     version = f"{run_date:%Y%m%d}-{algorithm}-{digest[:8]}"
     with state.connect() as conn:
-        if conn.execute(sa.select(MODELS.c.version).where(MODELS.c.version == version)).first(): return get_model(state, version)
+        same = conn.execute(sa.select(MODELS.c.version).where(MODELS.c.content_hash == digest)).scalar()
+        if same: return get_model(state, same)
     row = dict(version=version, created_at=now, run_id=run_id, run_date=run_date, algorithm=algorithm, content_hash=digest,
                artifact=rel, size_bytes=size, threshold=float(threshold), details=json.dumps(plain(details)), status=status,
                status_at=now, status_by=by)
@@ -183,12 +184,12 @@ def load_model(state:Engine, store:Path, version:str):
     rec = get_model(state, version)
     return load_artifact(store, rec.artifact, rec.content_hash, version)
 
-# %% ../nbs/05_store.ipynb #5cd3ff58
-STATUSES = ('candidate', 'challenger', 'approved', 'canary', 'champion', 'retired', 'rejected', 'rolled_back')
+# %% ../nbs/05_store.ipynb #4268329f
+STATUSES = ('candidate', 'challenger', 'approved', 'canary', 'champion', 'retired', 'rejected', 'superseded', 'rolled_back')
 MOVES = {  # to: the statuses a model may come from
     'challenger': ('candidate',), 'rejected': ('candidate', 'challenger', 'approved'), 'approved': ('challenger',),
     'canary': ('approved', 'challenger'), 'champion': ('candidate', 'challenger', 'approved', 'canary', 'retired'),
-    'retired': ('champion',), 'rolled_back': ('canary', 'champion'),
+    'retired': ('champion',), 'rolled_back': ('canary', 'champion'), 'superseded': ('challenger',),
 }
 
 def move(state:Engine, version:str, to:str, by:str, note:str='', run_id:str|None=None) -> ModelRecord:
