@@ -20,10 +20,10 @@ from .contract import make_engine
 
 # %% auto #0
 __all__ = ['PHASES', 'RUN_PARAMETERS', 'notebooks_dir', 'check_parameters', 'ThisInterpreterKernelManager', 'execute_phase',
-           'RunLock', 'next_attempt', 'summarize', 'run_nightly']
+           'RunLock', 'next_attempt', 'summarize', 'alert_summary', 'send_alerts', 'run_nightly']
 
-# %% ../nbs/95_nightly.ipynb #58f0883a
-PHASES = ('10_acquire', '20_features', '40_train', '50_evaluate', '60_fairness', '70_explain', '80_release', '90_score')
+# %% ../nbs/95_nightly.ipynb #9517dd10
+PHASES = ('10_acquire', '20_features', '30_monitor', '40_train', '50_evaluate', '60_fairness', '70_explain', '80_release', '90_score')
 RUN_PARAMETERS = ('run_date', 'run_id', 'run_dir', 'settings_path')
 
 def notebooks_dir() -> Path:
@@ -135,12 +135,39 @@ def summarize(phases:list) -> dict:
         if labels.get('canary_version'): canary = dict(version=labels['canary_version'], holdout=(ev.get(labels['canary_version']) or {}).get('figures'))
     fair = rec.get('fairness', {}).get('fairness') or {}
     release = rec.get('release', {}).get('release') or {}
+    mon = rec.get('monitor', {}).get('monitor') or {}
     return dict(data_fingerprint=rec.get('acquire', {}).get('fingerprint'), model=model, canary=canary, labels=labels,
                 trained_tonight=rec.get('train', {}).get('winner'), release=release.get('actions'),
                 waiting_for_approval=release.get('waiting_for_approval'),
-                fairness=dict(version=fair.get('version'), passed=fair.get('passed'), failures=fair.get('failures')) if fair else None)
+                fairness=dict(version=fair.get('version'), passed=fair.get('passed'), failures=fair.get('failures')) if fair else None,
+                retrain=dict(started=mon.get('retrain'), reasons=mon.get('reasons')) if mon else None, alerts=mon.get('alerts', []),
+                monitor=dict(drifted=mon.get('drifted'), max_psi=mon.get('max_psi'), estimate=mon.get('estimate'),
+                             estimate_reliable=mon.get('estimate_reliable'), latest_realized=mon.get('latest_realized')) if mon else None)
 
-# %% ../nbs/95_nightly.ipynb #54798fd4
+# %% ../nbs/95_nightly.ipynb #92829bdd
+def alert_summary(manifest:dict) -> dict:
+    "What an alert hook receives: which night, its status, the alerts, and whether a retrain started"
+    return dict(run_id=manifest['run_id'], run_date=manifest['run_date'], status=manifest['status'], alerts=manifest.get('alerts') or [],
+                retrain=manifest.get('retrain'), release=manifest.get('release'))
+
+def send_alerts(settings:Settings, manifest:dict) -> list[str]:
+    "Pass the night's alerts to the hooks of the policy; returns what happened to each, in words"
+    import subprocess, urllib.request
+    body, done = json.dumps(alert_summary(manifest), default=str), []
+    if settings.alert_command:
+        try:
+            r = subprocess.run(settings.alert_command, shell=True, input=body, text=True, capture_output=True, timeout=60)
+            done.append(f"alert command exited {r.returncode}" + (f": {r.stderr.strip()[:200]}" if r.returncode else ''))
+        except Exception as e: done.append(f"alert command failed: {type(e).__name__}: {e}")
+    url = settings.environ.get(settings.alert_webhook_env, '').strip()
+    if url:
+        try:
+            req = urllib.request.Request(url, data=body.encode(), headers={'Content-Type': 'application/json'}, method='POST')
+            with urllib.request.urlopen(req, timeout=20) as resp: done.append(f"webhook answered {resp.status}")
+        except Exception as e: done.append(f"webhook failed: {type(e).__name__}")  # the URL may hold a token: never echoed
+    return done
+
+# %% ../nbs/95_nightly.ipynb #e1afcdc3
 def run_nightly(settings:Settings, run_date:dt.date, progress=None, nbs:Path|None=None) -> dict:
     "Run every phase notebook for `run_date` under `settings`; returns the manifest (its status says how it went)"
     say = progress or (lambda msg: None)
@@ -184,6 +211,9 @@ def run_nightly(settings:Settings, run_date:dt.date, progress=None, nbs:Path|Non
         shutil.rmtree(run_dir/'work', ignore_errors=True)
         manifest['finished_at'] = utcnow().isoformat()
         manifest['seconds'] = round(sum(p['seconds'] for p in manifest['phases']), 1)
+        manifest.update(summarize(manifest['phases']))
+        for a in manifest.get('alerts') or []: say(f"  ALERT: {a}")
+        manifest['alerts_sent'] = send_alerts(settings, manifest) if manifest.get('alerts') else []
         save()
         state.dispose()
         return manifest

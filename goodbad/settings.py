@@ -20,7 +20,7 @@ class Rule:
     "One key of settings.ini: where it lives, what it may hold, and what it means"
     section: str
     key: str
-    kind: str            # float, int, text, envvar, path, identifier, names, bool
+    kind: str            # float, int, text, envvar, path, identifier, names, bool (text may be empty)
     default: object
     help: str
     low: float|None = None   # smallest allowed number (inclusive)
@@ -73,6 +73,17 @@ RULES = (
     Rule('release', 'max_scoring_memory_mb', 'int', 1024, 'most memory scoring 50,000 customers may take', 1, 1_000_000),
     Rule('release', 'max_model_size_mb', 'int', 200, 'largest acceptable model artifact', 1, 100_000),
     Rule('release', 'max_fit_seconds', 'int', 3600, 'longest acceptable training fit', 1, 1_000_000),
+    Rule('monitor', 'label_maturity_days', 'int', 60, 'days an outcome has to come in after a night before that night\'s realized precision is counted', 7, 730),
+    Rule('monitor', 'min_realized_outcomes', 'int', 50, 'fewest outcomes behind a realized precision before it is held against the target', 5, 1_000_000),
+    Rule('monitor', 'drift_psi_limit', 'float', 0.2, 'population stability index above which a feature has drifted', 0.01, 5.0),
+    Rule('monitor', 'drift_ks_limit', 'float', 0.1, 'Kolmogorov-Smirnov distance above which a numeric feature has drifted', 0.01, 1.0),
+    Rule('monitor', 'unseen_category_limit', 'float', 0.01, 'share of customers in categories the model never saw above which a feature has drifted', 0.0, 1.0),
+    Rule('monitor', 'drifted_features_to_retrain', 'int', 1, 'drifted features that start a retrain', 1, 100),
+    Rule('monitor', 'prediction_psi_limit', 'float', 0.2, 'population stability index of the scores above which predictions have drifted', 0.01, 5.0),
+    Rule('monitor', 'estimate_tolerance', 'float', 0.05, 'how far the estimated precision may stray from the realized one, on calibrated data without drift', 0.001, 0.5),
+    Rule('monitor', 'retrain_every_nights', 'int', 7, 'retrain when the champion is this many nights old (0: never on schedule alone)', 0, 3650),
+    Rule('monitor', 'alert_command', 'text', '', 'command run with the night\'s alerts as JSON on its standard input (empty: none)'),
+    Rule('monitor', 'alert_webhook_env', 'envvar', 'GOODBAD_ALERT_WEBHOOK', 'environment variable holding a URL the alerts are POSTed to as JSON (unset: none)'),
     Rule('storage', 'runs_dir', 'path', 'runs', "where each night's executed notebooks and run.json are kept"),
     Rule('storage', 'model_store', 'path', 'models', 'where model artifacts are kept, each under its content hash'),
 )
@@ -113,6 +124,7 @@ def _convert(rule:Rule, text:str, where:str):
     if rule.kind == 'bool':
         if t.lower() not in ('true', 'false', 'yes', 'no', '1', '0'): raise bad()
         return t.lower() in ('true', 'yes', '1')
+    if rule.kind == 'text': return t
     if not t: raise bad()
     return t
 

@@ -13,10 +13,10 @@ from .core import ModelStoreError, NoModelError, ReleaseError, sha256_bytes, wri
 from .record import plain
 
 # %% auto #0
-__all__ = ['STATE', 'MODELS', 'MODEL_EVENTS', 'RUN_FACTS', 'RUNS', 'CANARY_NIGHTS', 'STATUSES', 'MOVES', 'init_state',
-           'save_fact', 'load_fact', 'save_run', 'list_runs', 'save_artifact', 'load_artifact', 'ModelRecord',
-           'register_model', 'get_model', 'find_models', 'set_status', 'model_events', 'load_model', 'move',
-           'live_models', 'update_details', 'record_canary_night', 'canary_nights_passed']
+__all__ = ['STATE', 'MODELS', 'MODEL_EVENTS', 'RUN_FACTS', 'RUNS', 'CANARY_NIGHTS', 'REALIZED', 'MONITOR', 'STATUSES', 'MOVES',
+           'init_state', 'save_fact', 'load_fact', 'save_run', 'list_runs', 'save_artifact', 'load_artifact',
+           'ModelRecord', 'register_model', 'get_model', 'find_models', 'set_status', 'model_events', 'load_model',
+           'move', 'live_models', 'update_details', 'record_canary_night', 'canary_nights_passed']
 
 # %% ../nbs/05_store.ipynb #f26fd145
 STATE = sa.MetaData()
@@ -52,6 +52,16 @@ CANARY_NIGHTS = sa.Table('goodbad_canary_nights', STATE,
     sa.Column('version', sa.String(64), primary_key=True), sa.Column('run_date', sa.Date, primary_key=True),
     sa.Column('run_id', sa.String(64), nullable=False), sa.Column('passed', sa.Boolean, nullable=False),
     sa.Column('checks', sa.Text, nullable=False))
+
+REALIZED = sa.Table('goodbad_realized', STATE,
+    sa.Column('label_night', sa.Date, primary_key=True), sa.Column('model_version', sa.String(64), primary_key=True),
+    sa.Column('attribute', sa.String(16), primary_key=True), sa.Column('grp', sa.String(32), primary_key=True),
+    sa.Column('labelled_bad', sa.Integer, nullable=False), sa.Column('known', sa.Integer, nullable=False),
+    sa.Column('bad', sa.Integer, nullable=False), sa.Column('precision', sa.Float), sa.Column('low', sa.Float),
+    sa.Column('high', sa.Float), sa.Column('counted_on', sa.Date, nullable=False))
+MONITOR = sa.Table('goodbad_monitor', STATE,
+    sa.Column('run_date', sa.Date, primary_key=True), sa.Column('run_id', sa.String(64), nullable=False),
+    sa.Column('figures', sa.Text, nullable=False))
 
 def init_state(engine:Engine) -> Engine:
     "Create goodbad's state tables in `engine` where they are missing"
@@ -136,9 +146,9 @@ def register_model(state:Engine, store:Path, model, *, run_id:str, run_date:dt.d
     "Store `model` and register it as a new version with `details`; returns its record (the existing one if identical)"
     digest, rel, size = save_artifact(store, model)
     now = utcnow()
-    version = f"{run_date:%Y%m%d}-{algorithm}-{digest[:8]}"
+    version = f"{run_date:%Y%m%d}-{algorithm}-{sha256_bytes(f'{digest}:{float(threshold)!r}'.encode())[:8]}"
     with state.connect() as conn:
-        same = conn.execute(sa.select(MODELS.c.version).where(MODELS.c.content_hash == digest)).scalar()
+        same = conn.execute(sa.select(MODELS.c.version).where(MODELS.c.content_hash == digest, MODELS.c.threshold == float(threshold))).scalar()
         if same: return get_model(state, same)
     row = dict(version=version, created_at=now, run_id=run_id, run_date=run_date, algorithm=algorithm, content_hash=digest,
                artifact=rel, size_bytes=size, threshold=float(threshold), details=json.dumps(plain(details)), status=status,

@@ -10,7 +10,8 @@ from goodbad import cli
 from goodbad.core import ModelStoreError
 from goodbad.store import find_models, live_models, model_events, get_model, load_model
 
-D1 = dt.date(2026, 10, 1)  # nights in the past: a night is never run on data dated after tomorrow
+D1 = dt.date(2026, 7, 1)  # nights in the past: a night is never run on data dated after tomorrow
+WEEK = 7  # nights a week apart: the champion is then always old enough for the schedule to retrain
 FAST = {'GOODBAD_CANDIDATES': 'logistic_regression', 'GOODBAD_CANARY_NIGHTS': '1', 'GOODBAD_DEMO_CUSTOMERS': '15000'}
 
 
@@ -40,41 +41,59 @@ def state_of(world):
     return Night(D1, 'inspection', world.root, world.settings()).state
 
 
+class Calendar:
+    "Weekly nights from D1, the master data advanced a week before each night after the first"
+    def __init__(self, world): self.world, self.day = world, None
+
+    def next(self, **overrides):
+        if self.day is None: self.day = D1
+        else: self.world.advance(WEEK); self.day += dt.timedelta(days=WEEK)
+        return self.world.night(self.day, **overrides)
+
+    def until_a_challenger_waits(self, tries=4):
+        "Nights until one ends with a new challenger waiting (a retrained model may fail its hold-out gate on a given night)"
+        for _ in range(tries):
+            n = self.next()
+            if n.results['release'].waiting: return n, get_model(n.state, n.results['release'].waiting[0])
+        raise AssertionError(f"no challenger passed the gates in {tries} nights")
+
+
 def play_release_path(world, capsys, monkeypatch):
-    "Five nights: champion, challenger approved, canary, promotion (and the next canary), rollback"
+    "A first champion; a challenger approved, in canary, promoted; the next one approved, in canary, rolled back"
     world.create(15000, D1 - dt.timedelta(days=1))
-    n1 = world.night(D1)
+    nights = Calendar(world)
+    n1 = nights.next()
     first = live_models(n1.state)['champion']
     assert first is not None and any('first model' in a for a in n1.results['release'].actions)
 
-    world.advance(); n2 = world.night(D1 + dt.timedelta(days=1))
-    a = n2.results['train'].winner
-    assert status(n2, a.version) == 'challenger' and n2.results['release'].waiting == [a.version]
+    n2, a = nights.until_a_challenger_waits()
     assert live_models(n2.state)['champion'].version == first.version, 'a challenger labels no one before approval'
     out = approve(world, a.version, capsys=capsys, monkeypatch=monkeypatch)
     assert f"{a.version} is approved by ana" in out.out
 
-    world.advance(); n3 = world.night(D1 + dt.timedelta(days=2))
+    n3 = nights.next()
     assert live_models(n3.state)['canary'].version == a.version
     rows = {(v, role): (n, bad, why) for v, role, n, bad, why in labels(n3)}
     assert set(rows) == {(first.version, 'champion'), (a.version, 'canary')}
     share = rows[(a.version, 'canary')][0] / sum(r[0] for r in rows.values())
     assert 0.07 < share < 0.13, f"the canary labels about 10% of customers, not {share:.1%}"
     assert all(bad == why for _, bad, why in rows.values()), 'every bad label has its reasons'
-    b = n3.results['train'].winner
-    approve(world, b.version, capsys=capsys, monkeypatch=monkeypatch)
 
-    world.advance(); n4 = world.night(D1 + dt.timedelta(days=3))
+    n4 = nights.next()
     assert status(n4, a.version) == 'champion' and status(n4, first.version) == 'retired'
-    assert live_models(n4.state)['canary'].version == b.version, 'the approved model starts its canary once the slot is free'
     assert [e['to_status'] for e in model_events(n4.state, a.version)] == ['candidate', 'challenger', 'approved', 'canary', 'champion']
     assert [e['by'] for e in model_events(n4.state, a.version)][2] == 'ana'
 
-    world.advance(); n5 = world.night(D1 + dt.timedelta(days=4), precision_target=0.999)  # the policy tightens: the canary fails its check
-    assert status(n5, b.version) == 'rolled_back' and status(n5, a.version) == 'champion'
-    assert any('rolled back' in x for x in n5.results['release'].actions)
-    assert {(v, role) for v, role, *_ in labels(n5)} == {(a.version, 'champion')}
-    return n5
+    n5, b = nights.until_a_challenger_waits() if not n4.results['release'].waiting else (n4, get_model(n4.state, n4.results['release'].waiting[0]))
+    approve(world, b.version, capsys=capsys, monkeypatch=monkeypatch)
+    n6 = nights.next()
+    assert live_models(n6.state)['canary'].version == b.version
+
+    n7 = nights.next(precision_target=0.999)  # the policy tightens: the canary fails its check
+    assert status(n7, b.version) == 'rolled_back' and status(n7, a.version) == 'champion'
+    assert any('rolled back' in x for x in n7.results['release'].actions)
+    assert {(v, role) for v, role, *_ in labels(n7)} == {(a.version, 'champion')}
+    return n7
 
 
 def test_release_path_on_sqlite(tmp_path, capsys, monkeypatch):
@@ -107,8 +126,8 @@ def branch(world, dest):
 
 def test_a_challenger_over_a_fairness_limit_never_goes_live(first_night, tmp_path):
     w = branch(first_night, tmp_path / 'w')
-    w.advance()
-    n = w.night(D1 + dt.timedelta(days=1), min_selection_rate_ratio=0.999, min_group_size=5)
+    w.advance(WEEK)
+    n = w.night(D1 + dt.timedelta(days=WEEK), min_selection_rate_ratio=0.999, min_group_size=5)
     new = n.results['train'].winner
     gates = n.results['release'].gates[new.version].set_index('gate')
     assert not gates.loc['fairness limits', 'passed'] and 'selection_rate' in n.results['fairness'].verdicts.query("verdict == 'fail'").metric.tolist()
@@ -139,7 +158,7 @@ def test_a_tampered_artifact_is_refused_and_labels_stay(first_night, tmp_path):
     path.write_bytes(path.read_bytes().replace(b'LogisticRegression', b'LogisticRegressioN', 1))
     with pytest.raises(ModelStoreError, match='has changed since it was stored'):
         load_model(n0.state, n0.model_store, champ.version)
-    w.advance()
+    w.advance(WEEK)
     with pytest.raises(ModelStoreError, match=f"model {champ.version}: artifact .* has changed since it was stored"):
-        w.night(D1 + dt.timedelta(days=1))
+        w.night(D1 + dt.timedelta(days=WEEK))
     assert labels(n0) == before, 'production is as it was'
