@@ -11,7 +11,7 @@ from .night import find_settings
 
 # %% auto #0
 __all__ = ['cmd_nightly', 'cmd_masterdata_create', 'cmd_masterdata_advance', 'cmd_approve', 'cmd_reject', 'cmd_promote',
-           'cmd_rollback', 'cmd_models', 'parser', 'main']
+           'cmd_rollback', 'cmd_simulate', 'cmd_models', 'parser', 'main']
 
 # %% ../nbs/99_cli.ipynb #c2479ec3
 def _say(msg:str) -> None: print(msg, flush=True)
@@ -109,6 +109,19 @@ def cmd_rollback(args) -> int:
     _say(f"{champ.version} is rolled back by {args.by}; {m.version} is the champion again")
     return 0
 
+def cmd_simulate(args) -> int:
+    "goodbad simulate: play out nights on synthetic data, with a drift scenario, in a world of its own"
+    from goodbad.simulate import simulate
+    from pathlib import Path
+    policy = find_settings(args.settings)
+    world = Path(args.into) if args.into else policy.parent/'simulations'/args.scenario
+    _say(f"simulating {args.nights} nights, {args.step_days} days apart, scenario {args.scenario} from night {args.drift_after or max(2, args.nights // 4)}, in {world}")
+    rows = simulate(world, policy, nights=args.nights, scenario_name=args.scenario, drift_after=args.drift_after, step_days=args.step_days,
+                    customers=args.customers, approve_as=None if args.no_approval else args.approve_as, progress=_say)
+    last = rows[-1]
+    _say(f"done: {len(rows)} nights; the executed notebooks are in {world/'runs'}; the trend is at the end of {world/'runs'/last['date']/'30_monitor.html'}")
+    return 0 if all(r['status'] == 'succeeded' for r in rows) else 1
+
 def cmd_models(args) -> int:
     "goodbad models: the registered model versions and their statuses"
     from goodbad.contract import make_engine
@@ -159,6 +172,16 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument('--by', required=True, help='who decides (recorded)')
         c.add_argument('--note', default='', help='why (recorded)')
         c.set_defaults(func=func)
+    sim = sub.add_parser('simulate', help='play out nights on synthetic data with a drift scenario, in a world of its own')
+    sim.add_argument('--nights', type=int, default=20, help='how many nights (default 20)')
+    sim.add_argument('--scenario', default='payment_shift', choices=list(SCENARIOS), help='the drift switched on along the way (default payment_shift)')
+    sim.add_argument('--drift-after', type=int, help='the night the scenario starts before (default: a quarter of the way)')
+    sim.add_argument('--step-days', type=int, default=10, help='days between nights (default 10)')
+    sim.add_argument('--customers', type=int, default=20_000, help='customers in a new world (default 20,000)')
+    sim.add_argument('--approve-as', default='simulated approver', help='the name a stand-in approver records its approvals under')
+    sim.add_argument('--no-approval', action='store_true', help='approve nothing: challengers wait as they would for a person')
+    sim.add_argument('--into', help='the world folder (default: simulations/<scenario> beside settings.ini)')
+    sim.set_defaults(func=cmd_simulate)
     r = sub.add_parser('rollback', help='end the running canary, or put the previous champion back')
     r.add_argument('--by', required=True, help='who decides (recorded)')
     r.add_argument('--note', default='', help='why (recorded)')

@@ -56,7 +56,8 @@ def feature_drift(name:str, values, ref:dict, policy) -> dict:
         ks = float(stats.ks_2samp(v, sample).statistic)
         iqr = np.subtract(*np.percentile(sample, [75, 25])) or (np.std(sample) or 1.0)
         wd = float(stats.wasserstein_distance(v, sample) / iqr)
-        why = [m for m, hit in (('PSI', p > policy.drift_psi_limit), ('KS', ks > policy.drift_ks_limit)) if hit]
+        why = [m for m, hit in (('PSI', p > policy.drift_psi_limit), ('KS', ks > policy.drift_ks_limit),
+                                ('Wasserstein', wd > policy.drift_wasserstein_limit)) if hit]
         return dict(feature=name, kind='number', psi=p, ks=ks, wasserstein_iqr=wd, unseen_share=None, unseen=None, drifted=bool(why), why=', '.join(why))
     counts = pd.Series(values).astype(str).value_counts(normalize=True)
     cats = sorted(set(counts.index) | set(ref['shares']))
@@ -140,8 +141,9 @@ def training_policy_hash(policy) -> str:
     "A hash of the settings that decide how a model is trained"
     return sha256_json({k: getattr(policy, k) for k in TRAINING_KEYS})
 
-def retrain_reasons(champion, run_date:dt.date, drift:pd.DataFrame, prediction:dict|None, estimate:dict|None, realized:dict|None, policy) -> list[str]:
-    "Why a new model should be trained tonight (empty: it should not)"
+def retrain_reasons(champion, run_date:dt.date, drift:pd.DataFrame, prediction:dict|None, estimate:dict|None, realized:dict|None, policy,
+                    nights_old:int|None=None) -> list[str]:
+    "Why a new model should be trained tonight (empty: it should not); `nights_old`: nights run since the champion was trained"
     if champion is None: return ['no model is in production yet']
     reasons = []
     moved = drift[drift.drifted] if len(drift) else drift
@@ -153,7 +155,7 @@ def retrain_reasons(champion, run_date:dt.date, drift:pd.DataFrame, prediction:d
         reasons.append(f"realized precision {realized['precision']:.3f} on the labels of {realized['label_night']} ({realized['known']} outcomes) is below the target {policy.precision_target}")
     if estimate and estimate.get('estimate') is not None and estimate['estimate'] < policy.precision_target:
         reasons.append(f"estimated precision {estimate['estimate']:.3f} tonight is below the target {policy.precision_target}")
-    age = (run_date - champion.run_date).days
+    age = (run_date - champion.run_date).days if nights_old is None else nights_old
     if policy.retrain_every_nights and age >= policy.retrain_every_nights:
         reasons.append(f"schedule: the champion is {age} nights old (retrain every {policy.retrain_every_nights})")
     if champion.details.get('code', {}).get('library_hash') != code_version()['library_hash']:
@@ -254,7 +256,8 @@ def monitor_tonight(night) -> MonitorReport:
                           reference_share_bad=ref['share_bad'], ks=float(stats.ks_2samp(scores, ref['scores']['sample']).statistic))
         estimate = estimated_precision(calibrate(champ.details['calibration'], scores[flagged]))
         reliable = not drift.drifted.any() and prediction['psi'] <= p.prediction_psi_limit
-    reasons = retrain_reasons(champ, night.run_date, drift, prediction, estimate, latest, p)
+    nights_old = sum(1 for x in previous if champ is not None and dt.date.fromisoformat(x['run_date']) > champ.run_date) + 1
+    reasons = retrain_reasons(champ, night.run_date, drift, prediction, estimate, latest, p, nights_old)
     alerts = quality_alerts(quality) + [r for r in reasons if r.startswith(('data drift', 'prediction drift', 'realized', 'estimated'))]
     if champ is not None and ref is None: reasons.append('the champion has no stored reference statistics (trained by an older goodbad): retrain to monitor drift')
     rep = MonitorReport(champ.version if champ else None, drift, prediction, estimate, reliable, realized, latest, quality, reasons, alerts)

@@ -45,9 +45,22 @@ def check_parameters(notebook:Path, parameters:dict) -> None:
 # %% ../nbs/95_nightly.ipynb #940e87fa
 class ThisInterpreterKernelManager(AsyncKernelManager):
     "A kernel manager that always starts an IPython kernel under the runner's own interpreter, over local IPC sockets"
+    kernel_log: Path|None = None  # where the kernel process's own messages go (else: the runner's terminal)
+
     def __init__(self, **kw):
         super().__init__(**kw)
         self.transport, self.ip = 'ipc', str(Path(tempfile.mkdtemp(prefix='goodbad-kernel-'))/'kernel')
+
+    async def _async_launch_kernel(self, kernel_cmd, **kw):
+        if self.kernel_log is not None:
+            log = open(self.kernel_log, 'ab')
+            kw.update(stdout=log, stderr=log)
+        return await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    @classmethod
+    def logging_to(cls, path:Path) -> type:
+        "This kernel manager, with the kernel processes' own messages appended to `path`"
+        return type(cls.__name__, (cls,), dict(kernel_log=Path(path)))
     @property
     def kernel_spec(self):
         return KernelSpec(argv=[sys.executable, '-m', 'ipykernel_launcher', '-f', '{connection_file}'],
@@ -70,7 +83,7 @@ def execute_phase(notebook:Path, out:Path, parameters:dict, cwd:Path) -> dict:
     t0, error, status = time.perf_counter(), None, 'succeeded'
     try:
         pm.execute_notebook(str(notebook), str(out), parameters=parameters, kernel_name='python3', progress_bar=False,
-                            cwd=str(cwd), kernel_manager_class=ThisInterpreterKernelManager)
+                            cwd=str(cwd), kernel_manager_class=ThisInterpreterKernelManager.logging_to(Path(cwd)/'kernels.log'))
     except pm.PapermillExecutionError as e:
         status, error = 'failed', f"{e.ename}: {e.evalue}".strip()
     except Exception as e:

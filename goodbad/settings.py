@@ -77,6 +77,7 @@ RULES = (
     Rule('monitor', 'min_realized_outcomes', 'int', 50, 'fewest outcomes behind a realized precision before it is held against the target', 5, 1_000_000),
     Rule('monitor', 'drift_psi_limit', 'float', 0.2, 'population stability index above which a feature has drifted', 0.01, 5.0),
     Rule('monitor', 'drift_ks_limit', 'float', 0.1, 'Kolmogorov-Smirnov distance above which a numeric feature has drifted', 0.01, 1.0),
+    Rule('monitor', 'drift_wasserstein_limit', 'float', 0.25, "Wasserstein distance, in units of the reference's interquartile range, above which a numeric feature has drifted", 0.01, 10.0),
     Rule('monitor', 'unseen_category_limit', 'float', 0.01, 'share of customers in categories the model never saw above which a feature has drifted', 0.0, 1.0),
     Rule('monitor', 'drifted_features_to_retrain', 'int', 1, 'drifted features that start a retrain', 1, 100),
     Rule('monitor', 'prediction_psi_limit', 'float', 0.2, 'population stability index of the scores above which predictions have drifted', 0.01, 5.0),

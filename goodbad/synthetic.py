@@ -39,13 +39,15 @@ class Scenario:
     new_country_share: float = 0 # extra signups there, as a share of the usual ones
     new_country_risk: float = 0  # added risk of its customers
     late_jump: float = 0.0       # added probability of paying late
+    unpaid_jump: float = 0.0     # added probability of leaving a purchase unpaid, whoever the customer
     invoice_jump: float = 0.0    # added log-odds of paying by invoice
 
 SCENARIOS = {s.name: s for s in (
     Scenario('none', 'no change: the world stays as it was'),
     Scenario('price_inflation', 'amounts grow 1.2% a day, up to double', amount_growth=0.012),
     Scenario('new_market', 'a new country (PL) signs up many, riskier customers through the app', new_country='PL', new_country_share=0.8, new_country_risk=0.6),
-    Scenario('payment_shift', 'late payments jump for everyone and invoice payment doubles', late_jump=0.22, invoice_jump=0.9),
+    Scenario('payment_shift', 'a payment provider change: late and unpaid purchases jump for everyone, invoice payment doubles',
+             late_jump=0.22, unpaid_jump=0.04, invoice_jump=0.9),
 )}
 
 def scenario(name:str) -> Scenario:
@@ -109,7 +111,7 @@ def sales_between(rng, truth:pd.DataFrame, day0:int, day1:int, first_sale_id:int
     method = np.where(rng.random(n) < p_invoice, 1, other)
     near_end = bad & (day >= truth.known_day.to_numpy()[idx] - 150)
     p_ret = _sigmoid(-3.2 + 0.3 * risk)
-    p_unpaid = _sigmoid(-5.0 + 1.5 * risk) * np.where(near_end, 5.0, 1.0)
+    p_unpaid = _sigmoid(-5.0 + 1.5 * risk) * np.where(near_end, 5.0, 1.0) + (sc.unpaid_jump * on if active else 0)
     p_late = _sigmoid(-2.8 + 0.9 * risk) * np.where(near_end, 1.5, 1.0) + (sc.late_jump * on if active else 0)
     u = rng.random(n)
     status = np.select([u < p_ret, u < p_ret + p_unpaid, u < p_ret + p_unpaid + p_late], [3, 2, 1], 0)

@@ -19,7 +19,7 @@ def test_first_night_leaves_every_report_and_the_labels(night):
     assert not (day / 'work').exists(), 'the work folder is removed at the end of the run'
     m = night.manifest()
     assert m['status'] == 'succeeded' and m['run_id'] == f'{RUN_DATE}.1'
-    assert [p['phase'] for p in m['phases']] == ['acquire', 'features', 'train', 'evaluate', 'fairness', 'explain', 'release', 'score']
+    assert [p['phase'] for p in m['phases']] == ['acquire', 'features', 'monitor', 'train', 'evaluate', 'fairness', 'explain', 'release', 'score']
     h = m['model']['holdout']
     policy = m['settings']
     assert h['precision_low'] >= policy['precision_target']['value'], 'the demo model clears the target at its lower bound'
@@ -27,7 +27,7 @@ def test_first_night_leaves_every_report_and_the_labels(night):
     assert m['model']['threshold'] == pytest.approx(h['threshold'])
     assert m['data_fingerprint']['hash'] and m['code']['library_hash'] and m['packages']['scikit-learn']
     assert m['runner']['python']['executable'] == sys.executable
-    for p in ('[1/8] acquire', '[8/8] score: succeeded'):
+    for p in ('[1/9] acquire', '[3/9] monitor', '[9/9] score: succeeded'):
         assert p in night.stdout
 
 

@@ -11,8 +11,10 @@ from goodbad.core import ModelStoreError
 from goodbad.store import find_models, live_models, model_events, get_model, load_model
 
 D1 = dt.date(2026, 7, 1)  # nights in the past: a night is never run on data dated after tomorrow
-WEEK = 7  # nights a week apart: the champion is then always old enough for the schedule to retrain
-FAST = {'GOODBAD_CANDIDATES': 'logistic_regression', 'GOODBAD_CANARY_NIGHTS': '1', 'GOODBAD_DEMO_CUSTOMERS': '15000'}
+WEEK = 7  # nights a week apart
+# one candidate, a canary of one night, and a retrain every night (the schedule), so that each night brings a challenger
+FAST = {'GOODBAD_CANDIDATES': 'logistic_regression', 'GOODBAD_CANARY_NIGHTS': '1', 'GOODBAD_DEMO_CUSTOMERS': '15000',
+        'GOODBAD_RETRAIN_EVERY_NIGHTS': '1'}
 
 
 def approve(world, version, *, by='ana', expect=0, capsys=None, monkeypatch=None):

@@ -1,0 +1,111 @@
+"""The feedback loop over simulated nights: drift triggers a retrain and says why, no drift no retrain, realized
+precision matches a hand count, the estimate tracks it, a change of code retrains, a night without new outcomes runs."""
+import datetime as dt, json
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from conftest import REPO
+from nights import World
+from goodbad.monitor import realized_history, previous_nights
+from goodbad.night import Night
+from goodbad.store import live_models, update_details, get_model
+
+D1 = dt.date(2026, 5, 1)  # in the past: months of weekly nights fit before today
+QUIET = {'GOODBAD_CANDIDATES': 'logistic_regression', 'GOODBAD_RETRAIN_EVERY_NIGHTS': '0', 'GOODBAD_LABEL_MATURITY_DAYS': '28'}
+
+
+def state_of(world): return Night(D1, 'inspection', world.root, world.settings()).state
+
+
+_QUIET = {}
+
+
+@pytest.fixture
+def quiet():
+    "A world without drift, played weekly for eight nights (outcomes mature after 28 days); played once per worker"
+    if 'w' not in _QUIET:
+        import tempfile, pathlib
+        w = World(pathlib.Path(tempfile.mkdtemp(prefix='goodbad-quiet-')) / 'w', QUIET, REPO)
+        w.create(15000, D1 - dt.timedelta(days=1))
+        w.nights = []
+        for i in range(8):
+            if i: w.advance(7)
+            w.nights.append(w.night(D1 + dt.timedelta(days=7 * i)))
+        _QUIET['w'] = w
+    return _QUIET['w']
+
+
+def test_without_drift_there_is_no_retrain(quiet):
+    first, *rest = quiet.nights
+    assert first.results['monitor'].reasons == ['no model is in production yet']
+    for n in rest:
+        assert n.results['monitor'].reasons == [], n.results['monitor'].reasons
+        assert n.results['train'].winner is None and n.results['train'].message.startswith('no retrain tonight')
+    assert live_models(rest[-1].state)['champion'].run_date == D1
+
+
+def test_realized_precision_matches_a_hand_count(quiet):
+    n = quiet.nights[-1]
+    counted = realized_history(n.state)
+    assert len(counted.label_night.unique()) >= 3, 'the nights whose 28 days have passed are counted'
+    night = counted.label_night.min()
+    with n.labels_db.connect() as conn:
+        hand = conn.execute(sa.text(
+            "select count(*), sum(case when o.outcome = 'bad' then 1 else 0 end) from customer_labels_history h "
+            "join customer_outcomes o on o.customer_id = h.customer_id "
+            "where h.run_date = :d and h.label = 'bad' and o.known_on > :d and o.known_on <= :end"),
+            dict(d=str(night), end=str(night + dt.timedelta(days=28)))).one()
+    row = counted[counted.label_night == night].iloc[0]
+    assert (row.known, row.bad) == tuple(hand) and row.known > 0
+
+
+def test_the_estimate_tracks_the_realized_precision_without_drift(quiet):
+    n = quiet.nights[-1]
+    est = {r['run_date']: r['estimate']['estimate'] for r in previous_nights(n.state, n.run_date + dt.timedelta(days=1)) if r.get('estimate')}
+    real = realized_history(n.state).groupby('label_night')[['known', 'bad']].sum()
+    pairs = [(est[str(d)], r.bad / r.known) for d, r in real.iterrows() if str(d) in est and r.known >= 30]
+    assert pairs, 'at least one night has both an estimate and a realized precision'
+    tol = n.settings.estimate_tolerance
+    for e, r in pairs: assert abs(e - r) <= tol, f"estimate {e:.3f} vs realized {r:.3f}: off by more than {tol}"
+
+
+def test_realized_precision_per_group(quiet):
+    groups = realized_history(quiet.nights[-1].state, 'gender')
+    assert set(groups.grp) >= {'F', 'M'} and (groups.known >= groups.bad).all()
+
+
+def test_a_night_with_no_new_outcomes_still_runs(quiet, tmp_path):
+    import shutil
+    w = World(tmp_path / 'w', quiet.env, REPO)
+    shutil.copytree(quiet.root, w.root, dirs_exist_ok=True, ignore=shutil.ignore_patterns('runs'))
+    last = quiet.nights[-1].run_date
+    n = w.night(last + dt.timedelta(days=1))  # nothing new arrived since last night
+    assert n.results['score']['customers'] > 0 and n.results['monitor'].reasons == []
+
+
+def test_a_change_of_code_starts_a_retrain(quiet, tmp_path):
+    import shutil
+    w = World(tmp_path / 'w', quiet.env, REPO)
+    shutil.copytree(quiet.root, w.root, dirs_exist_ok=True, ignore=shutil.ignore_patterns('runs'))
+    state = state_of(w)
+    champ = live_models(state)['champion']
+    code = champ.details['code'] | {'library_hash': 'a library that built the champion and is no more'}
+    update_details(state, champ.version, code=code)
+    w.advance(7)
+    n = w.night(quiet.nights[-1].run_date + dt.timedelta(days=7))
+    assert any(r.startswith('code changed') for r in n.results['monitor'].reasons)
+    assert n.results['train'].data is not None, 'training ran'
+
+
+@pytest.mark.parametrize('scenario,days', [('price_inflation', 42), ('new_market', 28), ('payment_shift', 28)])
+def test_each_drift_scenario_is_noticed_and_starts_a_retrain(scenario, days, tmp_path):
+    "Each scenario, `days` after it started (prices creep up: their drift takes six weeks to cross a limit)"
+    w = World(tmp_path / 'w', QUIET, REPO)
+    w.create(15000, D1 - dt.timedelta(days=1))
+    w.night(D1)
+    w.advance(days, scenario=scenario)
+    n = w.night(D1 + dt.timedelta(days=days))
+    mon = n.results['monitor']
+    assert mon.retrain and any(r.startswith('data drift') for r in mon.reasons), mon.reasons
+    assert mon.alerts and not mon.reliable, 'the drift is an alert, and the estimate is flagged as unreliable'
+    assert n.results['train'].data is not None
