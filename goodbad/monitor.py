@@ -12,14 +12,14 @@ import sqlalchemy as sa
 from scipy import stats
 from .core import code_version, sha256_json, utcnow
 from .features import FEATURES, NUMERIC, CATEGORICAL, tonight_features, read_feature_batches
-from .store import STATE, REALIZED, MONITOR, live_models, load_model, save_fact, load_fact, find_models
+from .store import STATE, REALIZED, MONITOR, RUN_FACTS, live_models, load_model, save_fact, load_fact, find_models
 from .train import precision_interval
 
 # %% auto #0
-__all__ = ['REFERENCE_SAMPLE', 'KEEP', 'EPS', 'TRAINING_KEYS', 'reference_statistics', 'psi', 'feature_drift', 'calibrate',
-           'estimated_precision', 'realized_precision', 'count_matured_nights', 'realized_history',
+__all__ = ['REFERENCE_SAMPLE', 'KEEP', 'EPS', 'TRAINING_KEYS', 'TREND_COLUMNS', 'reference_statistics', 'psi', 'feature_drift',
+           'calibrate', 'estimated_precision', 'realized_precision', 'count_matured_nights', 'realized_history',
            'training_policy_hash', 'retrain_reasons', 'previous_nights', 'data_quality', 'quality_alerts',
-           'MonitorReport', 'champion_scores', 'monitor_tonight']
+           'MonitorReport', 'champion_scores', 'monitor_tonight', 'trend_frame', 'plot_trend']
 
 # %% ../nbs/30_monitor.ipynb #7cd37179
 REFERENCE_SAMPLE, KEEP, EPS = 100_000, 2_000, 1e-4
@@ -270,3 +270,66 @@ def monitor_tonight(night) -> MonitorReport:
 def _plain(x):
     from goodbad.record import plain
     return plain(x)
+
+# %% ../nbs/30_monitor.ipynb #8c39ee7e
+def _num(x) -> float: return np.nan if x is None else float(x)
+
+def _worst(verdicts:list, metric:str, pick) -> float:
+    vals = [v['value'] for v in verdicts if v['metric'] == metric and v.get('value') is not None]
+    return float(pick(vals)) if vals else np.nan
+
+def trend_frame(state, until:dt.date, n:int=120) -> pd.DataFrame:
+    "The last `n` nights up to `until`, one row each: model in production, retrain, drift, share bad, estimate, new sales, fairness"
+    with state.connect() as conn:
+        fair = conn.execute(sa.select(MONITOR.c.run_date, RUN_FACTS.c.value).join(RUN_FACTS, RUN_FACTS.c.run_id == MONITOR.c.run_id)
+                            .where(RUN_FACTS.c.name == 'fairness')).all()  # the run the monitor kept for the night: its latest
+    fairness = {str(d): json.loads(v).get('verdicts') or [] for d, v in fair}
+    rows = [dict(run_date=pd.Timestamp(r['run_date']), champion=r.get('champion') or 'none', retrain=bool(r.get('retrain')),
+                 max_psi=_num(r.get('max_psi')), score_psi=_num((r.get('prediction') or {}).get('psi')),
+                 share_bad=_num((r.get('prediction') or {}).get('share_bad')), estimate=_num((r.get('estimate') or {}).get('estimate')),
+                 new_sales=_num((r.get('quality') or {}).get('new_sales')),
+                 selection_rate_ratio=_worst(fairness.get(r['run_date'], []), 'selection_rate', min),
+                 precision_gap=_worst(fairness.get(r['run_date'], []), 'precision', max))
+            for r in previous_nights(state, until + dt.timedelta(days=1), n)]
+    return pd.DataFrame(rows, columns=TREND_COLUMNS)
+
+TREND_COLUMNS = ['run_date', 'champion', 'retrain', 'max_psi', 'score_psi', 'share_bad', 'estimate', 'new_sales', 'selection_rate_ratio', 'precision_gap']
+
+
+# %% ../nbs/30_monitor.ipynb #55ba019b
+def _plot_precision(ax, trend:pd.DataFrame, realized:pd.DataFrame, policy):
+    if len(realized):
+        r = realized.groupby('label_night')[['known', 'bad']].sum().query('known > 0').reset_index()
+        prec = r.bad / r.known
+        lo, hi = precision_interval(r.bad, r.known, policy.confidence_level)
+        ax.errorbar(pd.to_datetime(r.label_night), prec, yerr=[prec - lo, hi - prec], fmt='o', capsize=2, label='realized (outcomes in)')
+    ax.plot(trend.run_date, trend.estimate, 's-', ms=3, label='estimated (calibrated scores)')
+    ax.axhline(policy.precision_target, ls='--', color='k', lw=1, label='target')
+    ax.set(title="precision of each night's labels", ylim=(0.5, 1.02))
+
+def plot_trend(trend:pd.DataFrame, realized:pd.DataFrame, policy):
+    "Six panels: precision realized and estimated, drift, share labelled bad, fairness, model in production, new sales"
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(3, 2, figsize=(13, 9))
+    _plot_precision(ax[0, 0], trend, realized, policy)
+    ax[0, 1].plot(trend.run_date, trend.max_psi, 'o-', ms=3, label='largest feature PSI')
+    ax[0, 1].plot(trend.run_date, trend.score_psi, 's-', ms=3, label='scores PSI')
+    ax[0, 1].axhline(policy.drift_psi_limit, ls='--', color='C3', lw=1, label='PSI limit'); ax[0, 1].set(title='drift')
+    ax[1, 0].plot(trend.run_date, trend.share_bad, 'o-', ms=3); ax[1, 0].set(title='share labelled bad by the champion')
+    ax[1, 1].plot(trend.run_date, trend.selection_rate_ratio, 'o-', ms=3, label='worst selection-rate ratio')
+    ax[1, 1].plot(trend.run_date, trend.precision_gap, 's-', ms=3, label='largest precision gap')
+    ax[1, 1].axhline(policy.min_selection_rate_ratio, ls=':', color='C0', lw=1, label='ratio limit (at least)')
+    ax[1, 1].axhline(policy.max_precision_gap, ls=':', color='C1', lw=1, label='gap limit (at most)')
+    ax[1, 1].set(title='fairness of the model under test')
+    codes = {v: i for i, v in enumerate(dict.fromkeys(trend.champion))}
+    ax[2, 0].step(trend.run_date, trend.champion.map(codes), where='post')
+    ax[2, 0].set_yticks(list(codes.values()), [c[:32] for c in codes], fontsize=7)
+    started = trend[trend.retrain]
+    ax[2, 0].plot(started.run_date, started.champion.map(codes), 'v', color='C3', label='retrain started'); ax[2, 0].set(title='model in production')
+    ax[2, 1].plot(trend.run_date, trend.new_sales, 'o-', ms=3); ax[2, 1].set(title='new sales since the night before')
+    for a in ax.flat:
+        a.tick_params(axis='x', labelrotation=30, labelsize=7)
+        if a.get_legend_handles_labels()[0]: a.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+

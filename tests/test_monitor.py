@@ -74,6 +74,22 @@ def test_realized_precision_per_group(quiet):
     assert set(groups.grp) >= {'F', 'M'} and (groups.known >= groups.bad).all()
 
 
+def test_the_trend_reads_back_every_night(quiet):
+    from goodbad.monitor import trend_frame, plot_trend
+    import matplotlib; matplotlib.use('Agg')
+    n = quiet.nights[-1]
+    t = trend_frame(n.state, n.run_date)
+    assert list(t.run_date.dt.date) == [x.run_date for x in quiet.nights]
+    assert t.retrain.tolist() == [True] + [False] * 7, 'a retrain on the first night only'
+    assert t.champion.iloc[0] == 'none' and t.champion.iloc[1:].nunique() == 1
+    assert t.estimate.iloc[1:].notna().all() and t.share_bad.iloc[1:].between(0, 1).all()
+    assert t.selection_rate_ratio.notna().all() and t.precision_gap.notna().all(), 'the fairness figures of every night'
+    fig = plot_trend(t, realized_history(n.state), n.settings)
+    precision = fig.axes[0]
+    assert precision.containers, 'the realized precision of the matured nights, with their intervals'
+    assert set(precision.get_legend_handles_labels()[1]) == {'realized (outcomes in)', 'estimated (calibrated scores)', 'target'}
+
+
 def test_a_night_with_no_new_outcomes_still_runs(quiet, tmp_path):
     import shutil
     w = World(tmp_path / 'w', quiet.env, REPO)
