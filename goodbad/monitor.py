@@ -287,13 +287,15 @@ def trend_frame(state, until:dt.date, n:int=120) -> pd.DataFrame:
     rows = [dict(run_date=pd.Timestamp(r['run_date']), champion=r.get('champion') or 'none', retrain=bool(r.get('retrain')),
                  max_psi=_num(r.get('max_psi')), score_psi=_num((r.get('prediction') or {}).get('psi')),
                  share_bad=_num((r.get('prediction') or {}).get('share_bad')), estimate=_num((r.get('estimate') or {}).get('estimate')),
+                 estimate_reliable=bool(r.get('estimate_reliable', True)),
                  new_sales=_num((r.get('quality') or {}).get('new_sales')),
                  selection_rate_ratio=_worst(fairness.get(r['run_date'], []), 'selection_rate', min),
                  precision_gap=_worst(fairness.get(r['run_date'], []), 'precision', max))
             for r in previous_nights(state, until + dt.timedelta(days=1), n)]
     return pd.DataFrame(rows, columns=TREND_COLUMNS)
 
-TREND_COLUMNS = ['run_date', 'champion', 'retrain', 'max_psi', 'score_psi', 'share_bad', 'estimate', 'new_sales', 'selection_rate_ratio', 'precision_gap']
+TREND_COLUMNS = ['run_date', 'champion', 'retrain', 'max_psi', 'score_psi', 'share_bad', 'estimate', 'estimate_reliable', 'new_sales',
+                 'selection_rate_ratio', 'precision_gap']
 
 
 # %% ../nbs/30_monitor.ipynb #55ba019b
@@ -303,7 +305,10 @@ def _plot_precision(ax, trend:pd.DataFrame, realized:pd.DataFrame, policy):
         prec = r.bad / r.known
         lo, hi = precision_interval(r.bad, r.known, policy.confidence_level)
         ax.errorbar(pd.to_datetime(r.label_night), prec, yerr=[prec - lo, hi - prec], fmt='o', capsize=2, label='realized (outcomes in)')
-    ax.plot(trend.run_date, trend.estimate, 's-', ms=3, label='estimated (calibrated scores)')
+    ax.plot(trend.run_date, trend.estimate, '-', color='C1', lw=1)
+    ok = trend.estimate_reliable
+    ax.plot(trend.run_date[ok], trend.estimate[ok], 's', ms=4, color='C1', label='estimated (calibrated scores)')
+    ax.plot(trend.run_date[~ok], trend.estimate[~ok], 's', ms=4, mfc='white', color='C1', label='estimated, not reliable (drift)')
     ax.axhline(policy.precision_target, ls='--', color='k', lw=1, label='target')
     ax.set(title="precision of each night's labels", ylim=(0.5, 1.02))
 
@@ -318,8 +323,8 @@ def plot_trend(trend:pd.DataFrame, realized:pd.DataFrame, policy):
     ax[1, 0].plot(trend.run_date, trend.share_bad, 'o-', ms=3); ax[1, 0].set(title='share labelled bad by the champion')
     ax[1, 1].plot(trend.run_date, trend.selection_rate_ratio, 'o-', ms=3, label='worst selection-rate ratio')
     ax[1, 1].plot(trend.run_date, trend.precision_gap, 's-', ms=3, label='largest precision gap')
-    ax[1, 1].axhline(policy.min_selection_rate_ratio, ls=':', color='C0', lw=1, label='ratio limit (at least)')
-    ax[1, 1].axhline(policy.max_precision_gap, ls=':', color='C1', lw=1, label='gap limit (at most)')
+    ax[1, 1].axhline(policy.min_selection_rate_ratio, ls=':', color='C0', lw=1, label='ratio limit (at least, beyond chance)')
+    ax[1, 1].axhline(policy.max_precision_gap, ls=':', color='C1', lw=1, label='gap limit (at most, beyond chance)')
     ax[1, 1].set(title='fairness of the model under test')
     codes = {v: i for i, v in enumerate(dict.fromkeys(trend.champion))}
     ax[2, 0].step(trend.run_date, trend.champion.map(codes), where='post')

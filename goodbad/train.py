@@ -142,16 +142,18 @@ def compare_candidates(train:pd.DataFrame, policy, holdout_scale:float, progress
         rows.append(dict(candidate=name, meets_target=ch is not None, cv_recall=ch.recall if ch else None,
                          cv_precision=ch.precision if ch else None, cv_precision_low=ch.precision_low if ch else None,
                          holdout_planned_low=ch.holdout_planned_low if ch else None, threshold=ch.threshold if ch else None,
-                         flagged=ch.flagged if ch else 0,
+                         flagged=ch.flagged if ch else 0, cv_recall_se=float(np.sqrt(ch.recall * (1 - ch.recall) / max(train.bad.sum(), 1))) if ch else None,
                          best_precision_low=float(best), cv_seconds=round(secs, 2)))
         if progress: progress(f"{name}: {'meets' if ch else 'misses'} the target ({secs:.1f}s)")
     return pd.DataFrame(rows), oof
 
 def pick_winner(table:pd.DataFrame) -> str|None:
-    "The candidate that meets the target with the highest recall (ties: higher precision bound, then listed first)"
+    "Of the candidates that meet the target, those within one standard error of the best recall; of them, the most precise (lower bound)"
     ok = table[table.meets_target]
     if ok.empty: return None
-    return ok.sort_values(['cv_recall', 'cv_precision_low'], ascending=False, kind='stable').candidate.iloc[0]
+    best = ok.loc[ok.cv_recall.idxmax()]
+    tied = ok[ok.cv_recall >= best.cv_recall - best.cv_recall_se]
+    return tied.sort_values('cv_precision_low', ascending=False, kind='stable').candidate.iloc[0]
 
 # %% ../nbs/40_train.ipynb #77e63a04
 def fit_and_register(night, name:str, data:TrainingData, table:pd.DataFrame, fingerprint:dict, oof:np.ndarray):

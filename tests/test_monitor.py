@@ -87,7 +87,8 @@ def test_the_trend_reads_back_every_night(quiet):
     fig = plot_trend(t, realized_history(n.state), n.settings)
     precision = fig.axes[0]
     assert precision.containers, 'the realized precision of the matured nights, with their intervals'
-    assert set(precision.get_legend_handles_labels()[1]) == {'realized (outcomes in)', 'estimated (calibrated scores)', 'target'}
+    assert set(precision.get_legend_handles_labels()[1]) >= {'realized (outcomes in)', 'estimated (calibrated scores)', 'target'}
+    assert t.estimate_reliable.all(), 'without drift, every estimate holds'
 
 
 def test_a_night_with_no_new_outcomes_still_runs(quiet, tmp_path):
