@@ -157,7 +157,7 @@ def retrain_reasons(champion, run_date:dt.date, drift:pd.DataFrame, prediction:d
         reasons.append(f"estimated precision {estimate['estimate']:.3f} tonight is below the target {policy.precision_target}")
     age = (run_date - champion.run_date).days if nights_old is None else nights_old
     if policy.retrain_every_nights and age >= policy.retrain_every_nights:
-        reasons.append(f"schedule: the champion is {age} nights old (retrain every {policy.retrain_every_nights})")
+        reasons.append(f"schedule: the champion is {age} night{'s' * (age != 1)} old (retrain every {policy.retrain_every_nights})")
     if champion.details.get('code', {}).get('library_hash') != code_version()['library_hash']:
         reasons.append("code changed: the library that trains and scores differs from the one that built the champion")
     built_with = champion.details.get('training_policy_hash')

@@ -97,6 +97,18 @@ def test_a_failure_mid_run_leaves_its_notebook_and_the_labels(night, tmp_path):
 
 
 @pytest.mark.xdist_group("night")
+def test_a_policy_overridden_by_the_environment_is_obeyed_in_every_notebook(night, tmp_path):
+    "The notebooks' lesson cells run nightly too: none may assume the shipped values of the policy"
+    ws = night.copy(tmp_path / 'ws')
+    res = ws.nightly('2026-11-27', env={'GOODBAD_RETRAIN_EVERY_NIGHTS': '1', 'GOODBAD_PRECISION_TARGET': '0.92'}, check=0)
+    m = ws.manifest('2026-11-27')
+    assert m['status'] == 'succeeded', res.stdout
+    assert m['settings']['precision_target'] == {'value': 0.92, 'source': 'environment GOODBAD_PRECISION_TARGET'}
+    assert any(r.startswith('schedule: the champion is 1 night old (retrain every 1)') for r in m['retrain']['reasons']), m['retrain']
+    assert any(r.startswith('policy changed') for r in m['retrain']['reasons'])
+
+
+@pytest.mark.xdist_group("night")
 def test_a_contract_violation_stops_the_night_with_labels_untouched(night, tmp_path):
     ws = night.copy(tmp_path / 'ws')
     before = labels_of(sqlite_url(ws))
