@@ -78,9 +78,7 @@ def precision_curve(y, scores, confidence:float, holdout_scale:float=1.0) -> pd.
     n, k = np.arange(1, len(s) + 1)[last], hits[last]
     low, high = precision_interval(k, n, confidence)
     m = n * holdout_scale  # flagged customers expected on the hold-out
-    p = k / n
-    shortfall = stats.norm.ppf(0.5 + confidence / 2) * np.sqrt(p * (1 - p) * (1 / n + 1 / m))  # z standard errors of (hold-out - here)
-    planned, _ = precision_interval(np.clip(p - shortfall, 0, 1) * m, m, confidence)  # the hold-out's bound, should it show that much less
+    planned, _ = precision_interval(low * m, m, confidence)  # the hold-out's bound, should it show only the lower bound seen here
     return pd.DataFrame(dict(threshold=s[last], flagged=n, bad_flagged=k, precision=k / n, precision_low=low, precision_high=high,
                              recall=k / max(y.sum(), 1), holdout_planned_low=planned))
 
