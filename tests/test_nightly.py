@@ -54,11 +54,15 @@ def test_executed_notebooks_carry_parameters_but_no_secret(night):
 
 
 @pytest.mark.xdist_group("night")
-def test_rerun_of_the_same_night_replaces_it_cleanly(night):
+def test_rerun_of_the_same_night_replaces_it_cleanly_and_obeys_the_policy_of_its_environment(night):
+    "Run again with the policy overridden: the notebooks' lesson cells run nightly too, and none may assume the shipped values"
     before = night.manifest()
-    night.nightly(check=0)
+    night.nightly(check=0, env={'GOODBAD_RETRAIN_EVERY_NIGHTS': '1', 'GOODBAD_PRECISION_TARGET': '0.92'})
     m = night.manifest()
     assert m['run_id'] == f'{RUN_DATE}.2' and m['superseded'] == [f'{RUN_DATE}.1']
+    assert m['settings']['precision_target'] == {'value': 0.92, 'source': 'environment GOODBAD_PRECISION_TARGET'}
+    assert 'schedule: the champion is 1 night old (retrain every 1)' in m['retrain']['reasons'], m['retrain']
+    assert any(r.startswith('policy changed') for r in m['retrain']['reasons'])
     old = night.runs / RUN_DATE / 'superseded' / f'{RUN_DATE}.1'
     assert json.loads((old / 'run.json').read_text())['run_id'] == before['run_id']
     assert all((old / f'{p}.ipynb').is_file() for p in PHASES)
@@ -94,18 +98,6 @@ def test_a_failure_mid_run_leaves_its_notebook_and_the_labels(night, tmp_path):
     assert errors and 'injected failure' in errors[0].evalue
     assert not (day / '90_score.ipynb').exists()
     assert labels_of(sqlite_url(ws)) == before
-
-
-@pytest.mark.xdist_group("night")
-def test_a_policy_overridden_by_the_environment_is_obeyed_in_every_notebook(night, tmp_path):
-    "The notebooks' lesson cells run nightly too: none may assume the shipped values of the policy"
-    ws = night.copy(tmp_path / 'ws')
-    res = ws.nightly('2026-11-27', env={'GOODBAD_RETRAIN_EVERY_NIGHTS': '1', 'GOODBAD_PRECISION_TARGET': '0.92'}, check=0)
-    m = ws.manifest('2026-11-27')
-    assert m['status'] == 'succeeded', res.stdout
-    assert m['settings']['precision_target'] == {'value': 0.92, 'source': 'environment GOODBAD_PRECISION_TARGET'}
-    assert any(r.startswith('schedule: the champion is 1 night old (retrain every 1)') for r in m['retrain']['reasons']), m['retrain']
-    assert any(r.startswith('policy changed') for r in m['retrain']['reasons'])
 
 
 @pytest.mark.xdist_group("night")
