@@ -108,6 +108,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'goodbad.features.iter_feature_chunks': ('features.html#iter_feature_chunks', 'goodbad/features.py'),
                                   'goodbad.features.labelled_features': ('features.html#labelled_features', 'goodbad/features.py'),
                                   'goodbad.features.read_feature_batches': ('features.html#read_feature_batches', 'goodbad/features.py'),
+                                  'goodbad.features.sample_features': ('features.html#sample_features', 'goodbad/features.py'),
                                   'goodbad.features.scoring_population': ('features.html#scoring_population', 'goodbad/features.py'),
                                   'goodbad.features.tonight_features': ('features.html#tonight_features', 'goodbad/features.py'),
                                   'goodbad.features.training_population': ('features.html#training_population', 'goodbad/features.py'),

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np, pandas as pd
 import shap
 from .core import ExplanationError
-from .features import FEATURES, CATEGORICAL, tonight_features, read_feature_batches
+from .features import FEATURES, CATEGORICAL, tonight_features, sample_features
 from .store import load_model, save_fact, load_fact
 from .evaluate import tonight_models
 
@@ -92,7 +92,7 @@ def explainer_for(night, rec, model=None) -> Explainer:
     "The explainer of registered model `rec`, with its recorded background sample (tonight's customers for older records)"
     model = model or load_model(night.state, night.model_store, rec.version)
     bg = rec.details.get('background')
-    bg = pd.DataFrame(bg) if bg else next(read_feature_batches(tonight_features(night), 200))
+    bg = pd.DataFrame(bg) if bg else sample_features(tonight_features(night), 200, night.settings.random_seed)
     return Explainer(model, bg[list(FEATURES)])
 
 # %% ../nbs/70_explain.ipynb #fe566bc5
@@ -116,7 +116,7 @@ class ExplainReport:
 def explain_tonight(night) -> ExplainReport:
     "Explain the model under test on tonight's customers and check every model's explanations add up"
     p, models = night.settings, tonight_models(night)
-    sample = next(read_feature_batches(tonight_features(night), 200_000)).sample(frac=1.0, random_state=p.random_seed).head(p.explain_sample)
+    sample = sample_features(tonight_features(night), p.explain_sample, p.random_seed).head(p.explain_sample)
     checks, under = {}, None
     for role, rec in models.items():
         if rec is None or rec.version in checks: continue

@@ -145,14 +145,14 @@ FAIRNESS_SAMPLE = 200_000  # customers of tonight whose share labelled bad is me
 
 def fairness_tonight(night) -> FairnessReport:
     "Judge the model under test group by group (hold-out for precision, tonight's customers for the share labelled bad)"
-    from goodbad.features import tonight_features, read_feature_batches
+    from goodbad.features import tonight_features, sample_features
     p, models = night.settings, tonight_models(night)
     role, rec = next((r, m) for r, m in models.items() if m is not None)
     model = load_model(night.state, night.model_store, rec.version)
     holdout = tonight_training_data(night).holdout
     h_groups = holdout[['customer_id']].merge(sensitive_attributes(night.masterdata, night.contract, night.run_date), on='customer_id', how='left')
     h_flag = model.predict_proba(holdout[list(FEATURES)])[:, 1] >= rec.threshold
-    tonight = next(read_feature_batches(tonight_features(night), FAIRNESS_SAMPLE))
+    tonight = sample_features(tonight_features(night), FAIRNESS_SAMPLE, p.random_seed)
     t_groups = tonight[['customer_id']].merge(sensitive_attributes(night.masterdata, night.contract, night.run_date, labelled_only=False), on='customer_id', how='left')
     t_flag = model.predict_proba(tonight[list(FEATURES)])[:, 1] >= rec.threshold
     figures, verdicts = {}, []

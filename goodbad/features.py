@@ -6,7 +6,7 @@
 from __future__ import annotations
 import datetime as dt
 from typing import Iterator
-import pandas as pd
+import numpy as np, pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from .contract import Contract, days_between, shift_days
@@ -16,7 +16,7 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['FEATURES', 'CATEGORICAL', 'NUMERIC', 'FEATURES_FILE', 'scoring_population', 'training_population', 'feature_select',
            'iter_feature_chunks', 'customer_features', 'labelled_features', 'write_features', 'tonight_features',
-           'read_feature_batches', 'feature_summary']
+           'read_feature_batches', 'sample_features', 'feature_summary']
 
 # %% ../nbs/20_features.ipynb #8a15fa3c
 FEATURES = {
@@ -150,6 +150,13 @@ def tonight_features(night) -> Path:
 def read_feature_batches(path:Path, batch_size:int, columns:list|None=None) -> Iterator[pd.DataFrame]:
     "Tonight's features, `batch_size` customers at a time"
     for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=columns): yield batch.to_pandas()
+
+def sample_features(path:Path, n:int, seed:int=0, batch_size:int=100_000) -> pd.DataFrame:
+    "A uniform random sample of about `n` of tonight's customers (all of them when there are fewer), read in batches"
+    total = pq.ParquetFile(path).metadata.num_rows
+    rng, keep = np.random.default_rng(seed), min(1.0, n / max(total, 1))
+    parts = [b if keep == 1.0 else b[rng.random(len(b)) < keep] for b in read_feature_batches(path, batch_size)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=['customer_id', *FEATURES])
 
 # %% ../nbs/20_features.ipynb #250916a7
 def feature_summary(path:Path) -> pd.DataFrame:

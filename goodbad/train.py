@@ -159,7 +159,7 @@ def pick_winner(table:pd.DataFrame) -> str|None:
 def fit_and_register(night, name:str, data:TrainingData, table:pd.DataFrame, fingerprint:dict, oof:np.ndarray):
     "Fit candidate `name` on the training customers and register it, with what monitoring needs; returns its registry record"
     from goodbad.monitor import reference_statistics, training_policy_hash, REFERENCE_SAMPLE
-    from goodbad.features import tonight_features, read_feature_batches
+    from goodbad.features import tonight_features, sample_features
     p = night.settings
     model = make_candidate(name, p.random_seed)
     t0 = time.perf_counter()
@@ -168,7 +168,7 @@ def fit_and_register(night, name:str, data:TrainingData, table:pd.DataFrame, fin
     row = table.set_index('candidate').loc[name]
     known = data.holdout.head(25)
     iso = IsotonicRegression(out_of_bounds='clip', y_min=0, y_max=1).fit(oof, data.train.bad)
-    population = next(read_feature_batches(tonight_features(night), REFERENCE_SAMPLE))
+    population = sample_features(tonight_features(night), REFERENCE_SAMPLE, p.random_seed)
     reference = reference_statistics(population, model.predict_proba(population[list(FEATURES)])[:, 1], float(row.threshold), p.random_seed)
     details = dict(
         cv=dict(precision=row.cv_precision, precision_low=row.cv_precision_low, recall=row.cv_recall, flagged=row.flagged,
