@@ -148,12 +148,11 @@ def compare_candidates(train:pd.DataFrame, policy, holdout_scale:float, progress
     return pd.DataFrame(rows), oof
 
 def pick_winner(table:pd.DataFrame) -> str|None:
-    "Of the candidates that meet the target, those within one standard error of the best recall; of them, the most precise (lower bound)"
+    "Of the candidates that meet the target, those within one standard error of the best recall; of them, the simplest (first in `table`)"
     ok = table[table.meets_target]
     if ok.empty: return None
     best = ok.loc[ok.cv_recall.idxmax()]
-    tied = ok[ok.cv_recall >= best.cv_recall - best.cv_recall_se]
-    return tied.sort_values('cv_precision_low', ascending=False, kind='stable').candidate.iloc[0]
+    return ok[ok.cv_recall >= best.cv_recall - best.cv_recall_se].candidate.iloc[0]
 
 # %% ../nbs/40_train.ipynb #77e63a04
 def fit_and_register(night, name:str, data:TrainingData, table:pd.DataFrame, fingerprint:dict, oof:np.ndarray):
