@@ -12,6 +12,7 @@ from .core import GoodbadError, ModelStoreError
 from .features import FEATURES
 from .store import find_models, get_model, load_model, live_models, save_fact, load_fact
 from .train import precision_interval, tonight_training_data
+from .monitor import calibrate, estimated_precision
 
 # %% auto #0
 __all__ = ['tonight_models', 'holdout_figures', 'computational_figures', 'smoke_tests', 'Evaluation', 'evaluate_tonight',
@@ -111,6 +112,8 @@ def evaluate_tonight(night) -> Evaluation:
         except ModelStoreError: model = None
         scores = model.predict_proba(X)[:, 1] if model is not None else np.full(len(X), np.nan)
         figures = holdout_figures(holdout.bad, np.nan_to_num(scores), rec.threshold, policy.confidence_level)
+        if 'calibration' in rec.details:  # what the monitor would estimate here, were the outcomes not known
+            figures['estimated_precision'] = estimated_precision(calibrate(rec.details['calibration'], scores[scores >= rec.threshold]))['estimate']
         compute = computational_figures(model, holdout, rec) if model is not None else {}
         res[rec.version] = dict(role=role, record=rec, scores=scores, figures=figures, smoke=smoke, compute=compute)
     under_test = (models['new'] or models['champion'] or models['canary']).version
