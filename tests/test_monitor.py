@@ -22,7 +22,7 @@ _QUIET = {}
 
 @pytest.fixture
 def quiet():
-    "A world without drift, played weekly for eight nights (outcomes mature after 28 days); played once per worker"
+    "A world without drift, played weekly for eight nights (outcomes mature after 28 days); played once: its tests share a worker"
     if 'w' not in _QUIET:
         import tempfile, pathlib
         w = World(pathlib.Path(tempfile.mkdtemp(prefix='goodbad-quiet-')) / 'w', QUIET, REPO)
@@ -35,6 +35,7 @@ def quiet():
     return _QUIET['w']
 
 
+@pytest.mark.xdist_group("quiet")
 def test_without_drift_there_is_no_retrain(quiet):
     first, *rest = quiet.nights
     assert first.results['monitor'].reasons == ['no model is in production yet']
@@ -44,6 +45,7 @@ def test_without_drift_there_is_no_retrain(quiet):
     assert live_models(rest[-1].state)['champion'].run_date == D1
 
 
+@pytest.mark.xdist_group("quiet")
 def test_realized_precision_matches_a_hand_count(quiet):
     n = quiet.nights[-1]
     counted = realized_history(n.state)
@@ -59,6 +61,7 @@ def test_realized_precision_matches_a_hand_count(quiet):
     assert (row.known, row.bad) == tuple(hand) and row.known > 0
 
 
+@pytest.mark.xdist_group("quiet")
 def test_the_estimate_tracks_the_realized_precision_without_drift(quiet):
     n = quiet.nights[-1]
     est = {r['run_date']: r['estimate']['estimate'] for r in previous_nights(n.state, n.run_date + dt.timedelta(days=1)) if r.get('estimate')}
@@ -69,11 +72,13 @@ def test_the_estimate_tracks_the_realized_precision_without_drift(quiet):
     for e, r in pairs: assert abs(e - r) <= tol, f"estimate {e:.3f} vs realized {r:.3f}: off by more than {tol}"
 
 
+@pytest.mark.xdist_group("quiet")
 def test_realized_precision_per_group(quiet):
     groups = realized_history(quiet.nights[-1].state, 'gender')
     assert set(groups.grp) >= {'F', 'M'} and (groups.known >= groups.bad).all()
 
 
+@pytest.mark.xdist_group("quiet")
 def test_the_trend_reads_back_every_night(quiet):
     from goodbad.monitor import trend_frame, plot_trend
     import matplotlib; matplotlib.use('Agg')
@@ -91,6 +96,7 @@ def test_the_trend_reads_back_every_night(quiet):
     assert t.estimate_reliable.all(), 'without drift, every estimate holds'
 
 
+@pytest.mark.xdist_group("quiet")
 def test_a_night_with_no_new_outcomes_still_runs(quiet, tmp_path):
     import shutil
     w = World(tmp_path / 'w', quiet.env, REPO)
@@ -100,6 +106,7 @@ def test_a_night_with_no_new_outcomes_still_runs(quiet, tmp_path):
     assert n.results['score']['customers'] > 0 and n.results['monitor'].reasons == []
 
 
+@pytest.mark.xdist_group("quiet")
 def test_a_change_of_code_starts_a_retrain(quiet, tmp_path):
     import shutil
     w = World(tmp_path / 'w', quiet.env, REPO)

@@ -112,7 +112,7 @@ _FIRST = {}
 
 @pytest.fixture
 def first_night(tmp_path_factory):
-    "A world after its first night (a champion in production), to branch from (played once per test worker)"
+    "A world after its first night (a champion in production), to branch from (played once: its tests share a worker)"
     if 'world' not in _FIRST:
         w = World(tmp_path_factory.mktemp('first') / 'w', FAST, REPO)
         w.create(15000, D1 - dt.timedelta(days=1))
@@ -126,6 +126,7 @@ def branch(world, dest):
     return World(dest, world.env, REPO)
 
 
+@pytest.mark.xdist_group("first")
 def test_a_challenger_over_a_fairness_limit_never_goes_live(first_night, tmp_path):
     w = branch(first_night, tmp_path / 'w')
     w.advance(WEEK)
@@ -138,18 +139,21 @@ def test_a_challenger_over_a_fairness_limit_never_goes_live(first_night, tmp_pat
     assert new.version not in {v for v, *_ in labels(n)}, 'it never labels anyone'
 
 
+@pytest.mark.xdist_group("first")
 def test_approving_an_unknown_version_is_refused(first_night, capsys, monkeypatch):
     out = approve(first_night, '20261126-no-such-model', expect=2, capsys=capsys, monkeypatch=monkeypatch)
     assert "there is no model version '20261126-no-such-model'" in out.err and 'goodbad models' in out.err
     assert len(find_models(state_of(first_night), status='champion')) == 1, 'production is as it was'
 
 
+@pytest.mark.xdist_group("first")
 def test_approving_the_champion_is_refused(first_night, capsys, monkeypatch):
     champ = live_models(state_of(first_night))['champion']
     out = approve(first_night, champ.version, expect=2, capsys=capsys, monkeypatch=monkeypatch)
     assert f"model {champ.version} is champion; only a model that is challenger can become approved" in out.err
 
 
+@pytest.mark.xdist_group("first")
 def test_a_tampered_artifact_is_refused_and_labels_stay(first_night, tmp_path):
     w = branch(first_night, tmp_path / 'w')
     from goodbad.night import Night

@@ -52,3 +52,11 @@ def test_a_failing_cell_is_reported_in_one_line_and_kept_in_the_notebook(tmp_pat
     entry = execute_phase(nb, tmp_path / 'f-out.ipynb', dict(run_date='2026-11-27'), tmp_path)
     assert entry['status'] == 'failed' and entry['error'] == 'ValueError: the feed is late'
     assert 'the feed is late' in (tmp_path / 'f-out.ipynb').read_text()
+
+
+@pytest.mark.xdist_group("night")
+def test_the_suite_keeps_each_group_on_one_worker(request):
+    "pytest 9.2 silently broke pytest-xdist's loadgroup (pytest-xdist issue 1386): every worker then builds the shared nights"
+    if getattr(request.config.option, 'loadgroup', False):
+        assert request.node.nodeid.endswith('@night'), ("pytest-xdist's --dist loadgroup no longer groups tests with this pytest: "
+                                                        "install the test extra as the README says, which pins a pytest that works")
