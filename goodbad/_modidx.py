@@ -123,6 +123,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'goodbad.monitor._plot_precision': ('monitor.html#_plot_precision', 'goodbad/monitor.py'),
                                  'goodbad.monitor._shares': ('monitor.html#_shares', 'goodbad/monitor.py'),
                                  'goodbad.monitor._worst': ('monitor.html#_worst', 'goodbad/monitor.py'),
+                                 'goodbad.monitor.anchored_estimate': ('monitor.html#anchored_estimate', 'goodbad/monitor.py'),
                                  'goodbad.monitor.calibrate': ('monitor.html#calibrate', 'goodbad/monitor.py'),
                                  'goodbad.monitor.champion_scores': ('monitor.html#champion_scores', 'goodbad/monitor.py'),
                                  'goodbad.monitor.count_matured_nights': ('monitor.html#count_matured_nights', 'goodbad/monitor.py'),

@@ -17,9 +17,10 @@ from .train import precision_interval
 
 # %% auto #0
 __all__ = ['REFERENCE_SAMPLE', 'KEEP', 'EPS', 'TRAINING_KEYS', 'TREND_COLUMNS', 'reference_statistics', 'psi', 'feature_drift',
-           'calibrate', 'estimated_precision', 'outcome_pending', 'realized_precision', 'count_matured_nights',
-           'realized_history', 'training_policy_hash', 'retrain_reasons', 'previous_nights', 'data_quality',
-           'quality_alerts', 'MonitorReport', 'champion_scores', 'monitor_tonight', 'trend_frame', 'plot_trend']
+           'calibrate', 'estimated_precision', 'outcome_pending', 'anchored_estimate', 'realized_precision',
+           'count_matured_nights', 'realized_history', 'training_policy_hash', 'retrain_reasons', 'previous_nights',
+           'data_quality', 'quality_alerts', 'MonitorReport', 'champion_scores', 'monitor_tonight', 'trend_frame',
+           'plot_trend']
 
 # %% ../nbs/30_monitor.ipynb #7cd37179
 REFERENCE_SAMPLE, KEEP, EPS = 100_000, 2_000, 1e-4
@@ -85,6 +86,13 @@ def outcome_pending(engine, contract, run_date:dt.date, customer_ids) -> np.ndar
     with engine.connect() as conn:
         known = conn.execute(sa.select(o.customer_id).where(o.known_on < sa.literal(run_date, sa.Date))).scalars().all()
     return ~np.isin(np.asarray(customer_ids), np.asarray(known))
+
+def anchored_estimate(raw:dict, details:dict) -> dict:
+    "Precision measured when the model was trained, moved by the change of the calibrated mean `raw` since that night"
+    at_training, measured = (details.get('reference') or {}).get('estimate'), (details.get('cv') or {}).get('precision')
+    if raw.get('estimate') is None or at_training is None or measured is None: return raw | dict(raw=raw.get('estimate'), anchored=False)
+    moved = float(np.clip(measured + raw['estimate'] - at_training, 0.0, 1.0))
+    return raw | dict(estimate=moved, raw=raw['estimate'], at_training=at_training, measured=measured, anchored=True)
 
 # %% ../nbs/30_monitor.ipynb #3973ce2f
 def realized_precision(labels:pd.DataFrame, outcomes:pd.DataFrame, night:dt.date, maturity_days:int, confidence:float) -> pd.DataFrame:
@@ -262,7 +270,8 @@ def monitor_tonight(night) -> MonitorReport:
         prediction = dict(psi=psi(_shares(scores, ref['scores']['edges']), ref['scores']['shares']), share_bad=float(flagged.mean()),
                           reference_share_bad=ref['share_bad'], ks=float(stats.ks_2samp(scores, ref['scores']['sample']).statistic))
         pending = outcome_pending(night.masterdata, night.contract, night.run_date, pq.read_table(path, columns=['customer_id']).column(0).to_numpy())
-        estimate = estimated_precision(calibrate(champ.details['calibration'], scores[flagged & pending])) | dict(flagged_known=int((flagged & ~pending).sum()))
+        estimate = anchored_estimate(estimated_precision(calibrate(champ.details['calibration'], scores[flagged & pending])), champ.details)
+        estimate['flagged_known'] = int((flagged & ~pending).sum())
         reliable = not drift.drifted.any() and prediction['psi'] <= p.prediction_psi_limit
     nights_old = sum(1 for x in previous if champ is not None and dt.date.fromisoformat(x['run_date']) > champ.run_date) + 1
     reasons = retrain_reasons(champ, night.run_date, drift, prediction, estimate, latest, p, nights_old)

@@ -157,7 +157,7 @@ def pick_winner(table:pd.DataFrame) -> str|None:
 # %% ../nbs/40_train.ipynb #77e63a04
 def fit_and_register(night, name:str, data:TrainingData, table:pd.DataFrame, fingerprint:dict, oof:np.ndarray):
     "Fit candidate `name` on the training customers and register it, with what monitoring needs; returns its registry record"
-    from goodbad.monitor import reference_statistics, training_policy_hash, REFERENCE_SAMPLE
+    from goodbad.monitor import reference_statistics, training_policy_hash, REFERENCE_SAMPLE, outcome_pending, calibrate, estimated_precision
     from goodbad.features import tonight_features, sample_features
     p = night.settings
     model = make_candidate(name, p.random_seed)
@@ -167,8 +167,12 @@ def fit_and_register(night, name:str, data:TrainingData, table:pd.DataFrame, fin
     row = table.set_index('candidate').loc[name]
     known = data.holdout.head(25)
     iso = IsotonicRegression(out_of_bounds='clip', y_min=0, y_max=1).fit(oof, data.train.bad)
+    calibration = dict(x=iso.X_thresholds_.round(6).tolist(), y=iso.y_thresholds_.round(6).tolist())
     population = sample_features(tonight_features(night), REFERENCE_SAMPLE, p.random_seed)
-    reference = reference_statistics(population, model.predict_proba(population[list(FEATURES)])[:, 1], float(row.threshold), p.random_seed)
+    pop_scores = model.predict_proba(population[list(FEATURES)])[:, 1]
+    reference = reference_statistics(population, pop_scores, float(row.threshold), p.random_seed)
+    watched = (pop_scores >= row.threshold) & outcome_pending(night.masterdata, night.contract, night.run_date, population.customer_id.to_numpy())
+    reference['estimate'] = estimated_precision(calibrate(calibration, pop_scores[watched]))['estimate']  # what the monitor anchors on
     details = dict(
         cv=dict(precision=row.cv_precision, precision_low=row.cv_precision_low, recall=row.cv_recall, flagged=row.flagged,
                 holdout_planned_low=row.holdout_planned_low),
@@ -176,7 +180,7 @@ def fit_and_register(night, name:str, data:TrainingData, table:pd.DataFrame, fin
         training=data.facts() | dict(as_of=night.run_date, horizon_days=p.prediction_horizon_days, snapshot_hash=fingerprint.get('hash')),
         snapshot=fingerprint, code=code_version(), packages=package_versions(), policy=public_settings(p),
         background=data.train[list(FEATURES)].sample(min(200, len(data.train)), random_state=p.random_seed).to_dict(orient='records'),
-        calibration=dict(x=iso.X_thresholds_.round(6).tolist(), y=iso.y_thresholds_.round(6).tolist()), reference=reference,
+        calibration=calibration, reference=reference,
         training_policy_hash=training_policy_hash(p),
         known_rows=dict(customer_id=known.customer_id.tolist(), features=known[list(FEATURES)].to_dict(orient='records'),
                         scores=model.predict_proba(known[list(FEATURES)])[:, 1].tolist()))
