@@ -132,6 +132,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'goodbad.monitor.feature_drift': ('monitor.html#feature_drift', 'goodbad/monitor.py'),
                                  'goodbad.monitor.monitor_tonight': ('monitor.html#monitor_tonight', 'goodbad/monitor.py'),
                                  'goodbad.monitor.outcome_pending': ('monitor.html#outcome_pending', 'goodbad/monitor.py'),
+                                 'goodbad.monitor.pending_estimate': ('monitor.html#pending_estimate', 'goodbad/monitor.py'),
                                  'goodbad.monitor.plot_trend': ('monitor.html#plot_trend', 'goodbad/monitor.py'),
                                  'goodbad.monitor.previous_nights': ('monitor.html#previous_nights', 'goodbad/monitor.py'),
                                  'goodbad.monitor.psi': ('monitor.html#psi', 'goodbad/monitor.py'),

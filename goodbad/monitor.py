@@ -17,10 +17,10 @@ from .train import precision_interval
 
 # %% auto #0
 __all__ = ['REFERENCE_SAMPLE', 'KEEP', 'EPS', 'TRAINING_KEYS', 'TREND_COLUMNS', 'reference_statistics', 'psi', 'feature_drift',
-           'calibrate', 'estimated_precision', 'outcome_pending', 'anchored_estimate', 'realized_precision',
-           'count_matured_nights', 'realized_history', 'training_policy_hash', 'retrain_reasons', 'previous_nights',
-           'data_quality', 'quality_alerts', 'MonitorReport', 'champion_scores', 'monitor_tonight', 'trend_frame',
-           'plot_trend']
+           'calibrate', 'estimated_precision', 'outcome_pending', 'pending_estimate', 'anchored_estimate',
+           'realized_precision', 'count_matured_nights', 'realized_history', 'training_policy_hash', 'retrain_reasons',
+           'previous_nights', 'data_quality', 'quality_alerts', 'MonitorReport', 'champion_scores', 'monitor_tonight',
+           'trend_frame', 'plot_trend']
 
 # %% ../nbs/30_monitor.ipynb #7cd37179
 REFERENCE_SAMPLE, KEEP, EPS = 100_000, 2_000, 1e-4
@@ -86,6 +86,12 @@ def outcome_pending(engine, contract, run_date:dt.date, customer_ids) -> np.ndar
     with engine.connect() as conn:
         known = conn.execute(sa.select(o.customer_id).where(o.known_on < sa.literal(run_date, sa.Date))).scalars().all()
     return ~np.isin(np.asarray(customer_ids), np.asarray(known))
+
+def pending_estimate(night, customer_ids, scores, threshold:float, calibration:dict) -> dict:
+    "The calibrated estimate over the customers labelled bad (`scores >= threshold`) whose outcome is still to come, and how many labelled bad it leaves out"
+    scores = np.asarray(scores, float)
+    flagged, pending = scores >= threshold, outcome_pending(night.masterdata, night.contract, night.run_date, customer_ids)
+    return estimated_precision(calibrate(calibration, scores[flagged & pending])) | dict(flagged_known=int((flagged & ~pending).sum()))
 
 def anchored_estimate(raw:dict, details:dict) -> dict:
     "Precision measured when the model was trained, moved by the change of the calibrated mean `raw` since that night"
@@ -269,9 +275,8 @@ def monitor_tonight(night) -> MonitorReport:
         flagged = scores >= champ.threshold
         prediction = dict(psi=psi(_shares(scores, ref['scores']['edges']), ref['scores']['shares']), share_bad=float(flagged.mean()),
                           reference_share_bad=ref['share_bad'], ks=float(stats.ks_2samp(scores, ref['scores']['sample']).statistic))
-        pending = outcome_pending(night.masterdata, night.contract, night.run_date, pq.read_table(path, columns=['customer_id']).column(0).to_numpy())
-        estimate = anchored_estimate(estimated_precision(calibrate(champ.details['calibration'], scores[flagged & pending])), champ.details)
-        estimate['flagged_known'] = int((flagged & ~pending).sum())
+        ids = pq.read_table(path, columns=['customer_id']).column(0).to_numpy()
+        estimate = anchored_estimate(pending_estimate(night, ids, scores, champ.threshold, champ.details['calibration']), champ.details)
         reliable = not drift.drifted.any() and prediction['psi'] <= p.prediction_psi_limit
     nights_old = sum(1 for x in previous if champ is not None and dt.date.fromisoformat(x['run_date']) > champ.run_date) + 1
     reasons = retrain_reasons(champ, night.run_date, drift, prediction, estimate, latest, p, nights_old)

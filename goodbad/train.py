@@ -157,7 +157,7 @@ def pick_winner(table:pd.DataFrame) -> str|None:
 # %% ../nbs/40_train.ipynb #77e63a04
 def fit_and_register(night, name:str, data:TrainingData, table:pd.DataFrame, fingerprint:dict, oof:np.ndarray):
     "Fit candidate `name` on the training customers and register it, with what monitoring needs; returns its registry record"
-    from goodbad.monitor import reference_statistics, training_policy_hash, REFERENCE_SAMPLE, outcome_pending, calibrate, estimated_precision
+    from goodbad.monitor import reference_statistics, training_policy_hash, REFERENCE_SAMPLE, pending_estimate
     from goodbad.features import tonight_features, sample_features
     p = night.settings
     model = make_candidate(name, p.random_seed)
@@ -171,8 +171,7 @@ def fit_and_register(night, name:str, data:TrainingData, table:pd.DataFrame, fin
     population = sample_features(tonight_features(night), REFERENCE_SAMPLE, p.random_seed)
     pop_scores = model.predict_proba(population[list(FEATURES)])[:, 1]
     reference = reference_statistics(population, pop_scores, float(row.threshold), p.random_seed)
-    watched = (pop_scores >= row.threshold) & outcome_pending(night.masterdata, night.contract, night.run_date, population.customer_id.to_numpy())
-    reference['estimate'] = estimated_precision(calibrate(calibration, pop_scores[watched]))['estimate']  # what the monitor anchors on
+    reference['estimate'] = pending_estimate(night, population.customer_id.to_numpy(), pop_scores, float(row.threshold), calibration)['estimate']  # the monitor's anchor
     details = dict(
         cv=dict(precision=row.cv_precision, precision_low=row.cv_precision_low, recall=row.cv_recall, flagged=row.flagged,
                 holdout_planned_low=row.holdout_planned_low),
