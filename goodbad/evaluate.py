@@ -11,12 +11,12 @@ from sklearn.metrics import confusion_matrix, roc_auc_score, average_precision_s
 from .core import GoodbadError, ModelStoreError
 from .features import FEATURES
 from .store import find_models, get_model, load_model, live_models, save_fact, load_fact
-from .train import precision_interval, tonight_training_data
+from .train import precision_interval, precision_curve, tonight_training_data
 from .monitor import calibrate, estimated_precision
 
 # %% auto #0
-__all__ = ['tonight_models', 'holdout_figures', 'computational_figures', 'smoke_tests', 'Evaluation', 'evaluate_tonight',
-           'tonight_evaluation']
+__all__ = ['tonight_models', 'best_recall', 'holdout_figures', 'computational_figures', 'smoke_tests', 'Evaluation',
+           'evaluate_tonight', 'tonight_evaluation']
 
 # %% ../nbs/50_evaluate.ipynb #4d83c2d4
 def tonight_models(night) -> dict:
@@ -25,8 +25,14 @@ def tonight_models(night) -> dict:
     return dict(new=new[0] if new else None) | live_models(night.state)
 
 # %% ../nbs/50_evaluate.ipynb #1e405b76
-def holdout_figures(y, scores, threshold:float, confidence:float) -> dict:
-    "Precision (with its interval), recall and friends of labelling `scores >= threshold` bad, against truth `y`"
+def best_recall(y, scores, target:float) -> float:
+    "The most bad customers any threshold on `scores` finds while its precision on `y` holds `target`, as recall"
+    c = precision_curve(y, scores, 0.95)
+    ok = c.precision >= target
+    return float(c.recall[ok].max()) if ok.any() else 0.0
+
+def holdout_figures(y, scores, threshold:float, confidence:float, target:float|None=None) -> dict:
+    "Precision (with its interval), recall and friends of labelling `scores >= threshold` bad, against truth `y`; against the best threshold for `target`"
     y, scores = np.asarray(y), np.asarray(scores)
     flag = scores >= threshold
     tn, fp, fn, tp = confusion_matrix(y, flag, labels=[0, 1]).ravel()
@@ -36,7 +42,12 @@ def holdout_figures(y, scores, threshold:float, confidence:float) -> dict:
                 false_negatives=int(fn), precision=float(tp / (tp + fp)) if tp + fp else None, precision_low=float(low), precision_high=float(high),
                 recall=float(tp / (tp + fn)) if tp + fn else None, threshold=float(threshold), confidence=confidence,
                 roc_auc=float(roc_auc_score(y, scores)) if both else None, average_precision=float(average_precision_score(y, scores)) if both else None,
-                brier=float(brier_score_loss(y, scores)))
+                brier=float(brier_score_loss(y, scores))) | _against_best(y, scores, tp / (tp + fn) if tp + fn else 0.0, target)
+
+def _against_best(y, scores, recall:float, target:float|None) -> dict:
+    if target is None: return {}
+    best = best_recall(y, scores, target)
+    return dict(best_recall=best, recall_efficiency=recall / best if best else None)
 
 # %% ../nbs/50_evaluate.ipynb #557956e3
 def computational_figures(model, rows:pd.DataFrame, record, batch:int=50_000) -> dict:
@@ -96,7 +107,7 @@ class Evaluation:
     def summary(self) -> dict:
         "What the release phase needs, as plain data"
         return {v: dict(role=m['role'], threshold=m['record'].threshold, figures=m['figures'], smoke=m['smoke'].to_dict(orient='records'),
-                        smoke_passed=bool(m['smoke'].passed.all()), compute=m['compute']) for v, m in self.models.items()}
+                        smoke_passed=bool(m['smoke'].passed.all()), compute=m['compute'], guarantee=m.get('guarantee')) for v, m in self.models.items()}
 
 def evaluate_tonight(night) -> Evaluation:
     "Measure the new model, the champion and the canary on tonight's hold-out, and keep the figures for the release"
@@ -111,11 +122,11 @@ def evaluate_tonight(night) -> Evaluation:
         try: model = load_model(night.state, night.model_store, rec.version)
         except ModelStoreError: model = None
         scores = model.predict_proba(X)[:, 1] if model is not None else np.full(len(X), np.nan)
-        figures = holdout_figures(holdout.bad, np.nan_to_num(scores), rec.threshold, policy.confidence_level)
+        figures = holdout_figures(holdout.bad, np.nan_to_num(scores), rec.threshold, policy.confidence_level, policy.precision_target)
         if 'calibration' in rec.details:  # what the monitor would estimate here, were the outcomes not known
             figures['estimated_precision'] = estimated_precision(calibrate(rec.details['calibration'], scores[scores >= rec.threshold]))['estimate']
         compute = computational_figures(model, holdout, rec) if model is not None else {}
-        res[rec.version] = dict(role=role, record=rec, scores=scores, figures=figures, smoke=smoke, compute=compute)
+        res[rec.version] = dict(role=role, record=rec, scores=scores, figures=figures, smoke=smoke, compute=compute, guarantee=rec.details.get('guarantee'))
     under_test = (models['new'] or models['champion'] or models['canary']).version
     ev = Evaluation(holdout, res, under_test)
     save_fact(night.state, night.run_id, 'evaluation', ev.summary())

@@ -95,7 +95,8 @@ def pending_estimate(night, customer_ids, scores, threshold:float, calibration:d
 
 def anchored_estimate(raw:dict, details:dict) -> dict:
     "Precision measured when the model was trained, moved by the change of the calibrated mean `raw` since that night"
-    at_training, measured = (details.get('reference') or {}).get('estimate'), (details.get('cv') or {}).get('precision')
+    at_training = (details.get('reference') or {}).get('estimate')
+    measured = (details.get('guarantee') or {}).get('precision') or (details.get('cv') or {}).get('precision')
     if raw.get('estimate') is None or at_training is None or measured is None: return raw | dict(raw=raw.get('estimate'), anchored=False)
     moved = float(np.clip(measured + raw['estimate'] - at_training, 0.0, 1.0))
     return raw | dict(estimate=moved, raw=raw['estimate'], at_training=at_training, measured=measured, anchored=True)
