@@ -10,11 +10,18 @@ from .settings import load_settings
 from .night import find_settings
 
 # %% auto #0
-__all__ = ['cmd_nightly', 'cmd_masterdata_create', 'cmd_masterdata_advance', 'cmd_approve', 'cmd_reject', 'cmd_promote',
-           'cmd_rollback', 'cmd_simulate', 'cmd_models', 'parser', 'main']
+__all__ = ['NO_MODEL', 'EXIT_STATUSES', 'cmd_nightly', 'cmd_masterdata_create', 'cmd_masterdata_advance', 'cmd_approve',
+           'cmd_reject', 'cmd_promote', 'cmd_rollback', 'cmd_simulate', 'cmd_models', 'parser', 'main']
 
 # %% ../nbs/99_cli.ipynb #c2479ec3
 def _say(msg:str) -> None: print(msg, flush=True)
+
+NO_MODEL = 3  # the exit status of a night with no model to label customers with
+EXIT_STATUSES = '''exit status:
+  0  the night succeeded (customers labelled)
+  1  a phase failed: read run.json and the failing notebook; customer_labels is left as it was
+  2  the run could not start: a setting out of range, a malformed URL, another run holding the lock (the message says what to fix)
+  3  no model: nothing in production and none could be released tonight (run.json says why); nothing is labelled'''
 
 def cmd_nightly(args) -> int:
     "goodbad nightly: run every phase notebook for one night"
@@ -30,6 +37,10 @@ def cmd_nightly(args) -> int:
              + (f"; hold-out precision {h['precision']:.3f}, interval [{h['precision_low']:.3f}, {h['precision_high']:.3f}]" if h.get('precision') is not None else '')
              + f"). Reports: {settings.runs_dir}/{day}/")
         return 0
+    if m['status'] == 'no_model':
+        _say(f"night {m['run_id']} ended with no model, so no customer was labelled tonight: {m['no_model']} "
+             f"customer_labels was left as it was. Reports: {settings.runs_dir}/{day}/")
+        return NO_MODEL
     _say(f"night {m['run_id']} FAILED: {m['error']}. The executed notebooks, with the error, are in {settings.runs_dir}/{day}/; "
          "customer_labels was left as it was.")
     return 1
@@ -141,7 +152,8 @@ def cmd_models(args) -> int:
 def parser() -> argparse.ArgumentParser:
     "The `goodbad` command line"
     from goodbad.synthetic import SCENARIOS
-    p = argparse.ArgumentParser(prog='goodbad', description='Label every customer good or bad each night; keep every night as an audit record.')
+    p = argparse.ArgumentParser(prog='goodbad', description='Label every customer good or bad each night; keep every night as an audit record.',
+                                epilog=EXIT_STATUSES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--settings', help='the settings.ini to obey (default: GOODBAD_SETTINGS, else the nearest settings.ini)')
     sub = p.add_subparsers(dest='command', required=True)
     n = sub.add_parser('nightly', help="run tonight's phases end to end")

@@ -20,7 +20,7 @@ from .contract import make_engine
 
 # %% auto #0
 __all__ = ['PHASES', 'RUN_PARAMETERS', 'notebooks_dir', 'check_parameters', 'ThisInterpreterKernelManager', 'execute_phase',
-           'RunLock', 'next_attempt', 'summarize', 'alert_summary', 'send_alerts', 'run_nightly']
+           'RunLock', 'next_attempt', 'skipped_phase', 'summarize', 'alert_summary', 'send_alerts', 'run_nightly']
 
 # %% ../nbs/95_nightly.ipynb #9517dd10
 PHASES = ('10_acquire', '20_features', '30_monitor', '40_train', '50_evaluate', '60_fairness', '70_explain', '80_release', '90_score')
@@ -137,6 +137,11 @@ def next_attempt(run_dir:Path, run_date:dt.date) -> tuple[str, list]:
     return f'{run_date}.{n + 1}', sorted(set(previous))
 
 # %% ../nbs/95_nightly.ipynb #1cb6242b
+def skipped_phase(phase:str, reason:str) -> dict:
+    "The manifest entry of a phase not run because there is no model to run it for"
+    return dict(phase=phase.split('_', 1)[1], notebook=None, html=None, status='skipped', seconds=0.0, peak_memory_mb=None, records={},
+                error=None, reason=reason)
+
 def summarize(phases:list) -> dict:
     "The headline of a night, gathered from what its phases recorded"
     rec = {p['phase']: p['records'] for p in phases}
@@ -207,7 +212,11 @@ def run_nightly(settings:Settings, run_date:dt.date, progress=None, nbs:Path|Non
         say(f"goodbad nightly {run_date}: run {run_id}, {len(PHASES)} phases, into {run_dir}")
         pages = {}
         with ThreadPoolExecutor(max_workers=1) as html_pool:
+            no_model = None
             for i, p in enumerate(PHASES, 1):
+                if no_model:
+                    manifest['phases'].append(skipped_phase(p, no_model))
+                    say(f"  [{i}/{len(PHASES)}] {p.split('_', 1)[1]}: skipped, there is no model"); continue
                 say(f"  [{i}/{len(PHASES)}] {p.split('_', 1)[1]} ...")
                 entry = execute_phase(nbs/f'{p}.ipynb', run_dir/f'{p}.ipynb', params, run_dir)
                 manifest['phases'].append(entry)
@@ -216,8 +225,9 @@ def run_nightly(settings:Settings, run_date:dt.date, progress=None, nbs:Path|Non
                 if entry['status'] != 'succeeded':
                     manifest.update(status='failed', error=f"phase {entry['phase']} failed: {entry['error']}")
                     break
+                no_model = entry['records'].get('no_model')
                 save()
-            else: manifest['status'] = 'succeeded'
+            else: manifest.update(status='no_model' if no_model else 'succeeded', no_model=no_model)
         for entry in manifest['phases']:
             page = pages[entry['phase']].result() if entry['phase'] in pages else None
             entry['html'] = page.name if page else None

@@ -19,7 +19,7 @@ from .train import precision_interval
 
 # %% auto #0
 __all__ = ['BY', 'challenger_gates', 'in_canary_slice', 'slice_comparison', 'realized_on_labels', 'canary_checks',
-           'ReleaseReport', 'release_tonight']
+           'no_model_after_release', 'ReleaseReport', 'release_tonight']
 
 # %% ../nbs/80_release.ipynb #cf13b2ee
 def _gate(name, figure, limit, passed): return dict(gate=name, figure=figure, limit=limit, passed=bool(passed))
@@ -122,6 +122,11 @@ def canary_checks(night, canary, champion, evaluation:dict, comparison:pd.DataFr
               f">= {p.precision_target} once {p.min_group_size} are in", (not enough) or real['precision'] >= p.precision_target)])
 
 # %% ../nbs/80_release.ipynb #cc912a3f
+def no_model_after_release(actions:list, live:dict) -> str|None:
+    "Why no customer can be labelled after tonight's moves (None when a model is in production)"
+    if live.get('champion') is not None: return None
+    return "no model is in production after tonight's release, so no customer is labelled tonight: " + '; '.join(actions)
+
 @dataclass
 class ReleaseReport:
     "What tonight's release did, and why"

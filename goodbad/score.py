@@ -54,8 +54,8 @@ def ensure_labels_tables(engine:Engine, tables:tuple) -> None:
 def production_model(state:Engine):
     "The champion's registry record, or a clear error when no model is in production"
     champ = find_models(state, status='champion')
-    if not champ: raise NoModelError("no model is in production: no model has yet met the precision target on its hold-out. "
-                                     "customer_labels is left as it was. See tonight's train and evaluate reports for why.")
+    if not champ: raise NoModelError("no model is in production, so no customer can be labelled: customer_labels is left as it was. "
+                                     "Tonight's train and release reports say why (no model met the policy, one failed a gate, or one waits for approval).")
     return champ[0]
 
 # %% ../nbs/90_score.ipynb #68d88ece

@@ -20,7 +20,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from .core import code_version, package_versions
 from .features import NUMERIC, CATEGORICAL, FEATURES, labelled_features
 from .settings import public_settings
-from .store import register_model, load_fact
+from .store import register_model, load_fact, live_models
 from .acquire import tonight_fingerprint
 
 # %% auto #0
@@ -28,7 +28,7 @@ __all__ = ['CANDIDATES', 'THRESHOLDS', 'FRONTIER_TARGETS', 'make_candidate', 'pr
            'flagged_counts', 'Guarantee', 'guarantee_threshold', 'precision_curve', 'SequencePlan', 'plan_sequence',
            'start_threshold', 'guarantee_frontier', 'TrainingData', 'split_labelled', 'tonight_training_data',
            'cross_validate_candidate', 'compare_candidates', 'pick_winner', 'fit_candidate', 'calibrate_winner',
-           'register_winner', 'TrainResult', 'train_tonight']
+           'register_winner', 'TrainResult', 'train_tonight', 'no_model_reason']
 
 # %% ../nbs/40_train.ipynb #9ec6b8d5
 def _prepare(scale:bool) -> ColumnTransformer:
@@ -99,13 +99,15 @@ class Guarantee:
     def summary(self) -> dict: return asdict(self) | dict(precision=self.precision, recall=self.recall, sentence=self.sentence())
 
 # %% ../nbs/40_train.ipynb #39dccccf
+def _pct(x:float) -> str: return f"{100 * x:.4g}%"
+
 @patch
 def sentence(g:Guarantee) -> str:
     "The promise in one plain sentence"
     if not g.holds:
         return (f"No threshold can be promised: on the {g.customers:,} customers it was calibrated on, no share of them labelled bad showed "
-                f"precision {g.target:.0%} at {g.confidence:.0%} confidence.")
-    return (f"With {g.confidence:.0%} confidence, at least {g.target:.0%} of the customers labelled bad will turn out bad, for customers like "
+                f"precision {_pct(g.target)} at {_pct(g.confidence)} confidence.")
+    return (f"With {_pct(g.confidence)} confidence, at least {_pct(g.target)} of the customers labelled bad will turn out bad, for customers like "
             f"the {g.customers:,} it was calibrated on (there it labelled {g.flagged:,} bad, {g.bad_flagged:,} truly so: recall {g.recall:.0%}).")
 
 def guarantee_threshold(y, scores, start:float, target:float, confidence:float, thresholds=THRESHOLDS) -> Guarantee:
@@ -307,7 +309,7 @@ class TrainResult:
 
 def _no_candidate(table:pd.DataFrame, data:TrainingData, policy) -> str:
     best = table.sort_values('cv_auc', ascending=False).iloc[0]
-    return (f"no candidate can be expected to hold precision {policy.precision_target:.0%} at {policy.confidence_level:.0%} confidence on "
+    return (f"no candidate can be expected to hold precision {_pct(policy.precision_target)} at {_pct(policy.confidence_level)} confidence on "
             f"{len(data.holdout):,} hold-out customers with recall of at least {policy.min_recall:.0%} (the best, {best.candidate}, "
             f"expects recall {best.cv_recall:.1%}). No new model tonight: the frontier shows which targets are within reach.")
 
@@ -339,3 +341,16 @@ def train_tonight(night, progress=None) -> TrainResult:
     how = (f"registered as {rec.version}" if rec.run_id == night.run_id
            else f"identical to {rec.version}, registered by run {rec.run_id} and now {rec.status}: nothing new to release")
     return TrainResult(table, oof, data, rec, f"{name} won: {g.sentence()} It is {how}.", g, frontier, shown)
+
+# %% ../nbs/40_train.ipynb #f4078762
+def no_model_reason(result:TrainResult, live:dict, policy) -> str|None:
+    "Why tonight can label no one (None when a model is in production or training produced one)"
+    if result.winner is not None or live.get('champion') is not None or live.get('canary') is not None: return None
+    f, reach = result.frontier, ''
+    if f is not None and f.reachable.any():
+        best = f[f.reachable].iloc[-1]
+        reach = (f" The highest target the guarantee reaches tonight is {best.target:.3g} (recall {best.recall:.0%}); lowering "
+                 f"precision_target to it, or gathering more outcomes, would give the business a model.")
+    elif result.data is not None: reach = f" More outcomes are needed: {len(result.data.train) + len(result.data.holdout):,} are known so far."
+    return f"no model is in production and tonight's training produced none: {result.message}{reach}"
+
