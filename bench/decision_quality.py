@@ -43,6 +43,7 @@ p.add_argument('--date', default='2026-06-01', help='the night D (the world is a
 a = p.parse_args()
 
 D = dt.date.fromisoformat(a.date)
+POLICY = (REPO / 'settings.ini').read_text()  # read once: every world obeys the policy as it was when the benchmark started
 scenarios = list(SCENARIOS)
 sizes = [20_000, 27_500, 35_000, 42_500, 50_000]
 worlds = [(seed, scenarios[i % len(scenarios)], sizes[(i // len(scenarios)) % len(sizes)]) for i, seed in enumerate(range(1, a.worlds + 1))]
@@ -70,7 +71,7 @@ for seed, scen, customers in worlds:
     t0 = time.perf_counter()
     ws = Path(a.workdir) / f'world-{seed}'
     shutil.rmtree(ws, ignore_errors=True); ws.mkdir(parents=True)
-    shutil.copy(REPO / 'settings.ini', ws / 'settings.ini')
+    (ws / 'settings.ini').write_text(POLICY)
     env = {'GOODBAD_CANDIDATES': a.candidates} if a.candidates else {}
     settings = load_settings(ws / 'settings.ini', environ=env)
     engine = make_engine(settings.masterdata_url)

@@ -10,11 +10,12 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from .core import ContractError, sha256_json, utcnow
-from .contract import Contract, PAYMENT_STATUSES, OUTCOMES, type_family, type_fits
+from .contract import Contract, PAYMENT_STATUSES, OUTCOMES, type_family, type_fits, optional_columns_present
 from .store import save_fact, load_fact
 
 # %% auto #0
-__all__ = ['Violation', 'structure_violations', 'Snapshot', 'read_snapshot', 'acquire_tonight', 'tonight_fingerprint']
+__all__ = ['Violation', 'structure_violations', 'Snapshot', 'read_snapshot', 'missing_inputs', 'acquire_tonight',
+           'tonight_fingerprint']
 
 # %% ../nbs/10_acquire.ipynb #3f7a388a
 @dataclass
@@ -44,7 +45,9 @@ def structure_violations(engine:Engine, contract:Contract) -> list[Violation]:
         found = {c['name']: c['type'] for c in insp.get_columns(t.name, schema=t.schema)}
         for col in t.columns:
             if col.name not in found:
-                res.append(Violation('missing_column', t.fullname, col.name, 1, [], f"add column {col.name} ({type_family(col)}), e.g. through a view"))
+                if col.info.get('optional'): continue
+                fix = f"add column {col.name} ({type_family(col)}), e.g. through a view" + (", or remove it from [inputs] in settings.ini" if col.info.get('input') else '')
+                res.append(Violation('missing_column', t.fullname, col.name, 1, [], fix))
             elif not type_fits(type_family(col), found[col.name]):
                 res.append(Violation('wrong_type', t.fullname, col.name, 1, [str(found[col.name])], f"{col.name} must hold a {type_family(col)}; cast it in a view"))
     return res
@@ -135,8 +138,17 @@ def read_snapshot(engine:Engine, contract:Contract, as_of:dt.date, today:dt.date
         found += [Violation(*v) for v in _cross_checks(conn, contract, as_of)]
     for name in ('customers', 'sales'):
         if not figures[name]['rows']: found.append(Violation('empty_table', getattr(contract, name).name, None, 0, [], f"{name} holds no rows dated before {as_of}: check the feed"))
-    fp = dict(as_of=as_of.isoformat(), tables=figures)
+    figures['customers']['missing_inputs'] = missing_inputs(engine, contract, as_of)
+    fp = dict(as_of=as_of.isoformat(), tables=figures, optional_columns=sorted(optional_columns_present(engine, contract)))
     return Snapshot(as_of, found, fp | dict(hash=sha256_json(fp)))
+
+def missing_inputs(engine:Engine, contract:Contract, as_of:dt.date) -> dict:
+    "Per customer column the policy names as a model input: how many customers signed up before `as_of` have no value"
+    cu, inputs = contract.customers, [c for c in contract.customers.columns if c.info.get('input')]
+    if not inputs: return {}
+    q = sa.select(*[sa.func.coalesce(sa.func.sum(sa.case((c.is_(None), 1), else_=0)), 0).label(c.name) for c in inputs])
+    with engine.connect() as conn: row = conn.execute(q.where(cu.c.signup_date < sa.literal(as_of, sa.Date))).one()._mapping
+    return {c.name: int(row[c.name]) for c in inputs}
 
 # %% ../nbs/10_acquire.ipynb #4bc5055a
 def acquire_tonight(night) -> Snapshot:

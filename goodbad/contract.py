@@ -9,16 +9,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, URL
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
-from .core import GoodbadError
+from .core import GoodbadError, SENSITIVE_COLUMNS
 
 # %% auto #0
-__all__ = ['PAYMENT_STATUSES', 'OUTCOMES', 'SENSITIVE_COLUMNS', 'TYPE_FAMILIES', 'Contract', 'contract_tables',
-           'settings_contract', 'type_family', 'type_fits', 'days_between', 'shift_days', 'make_engine', 'bulk_insert']
+__all__ = ['PAYMENT_STATUSES', 'OUTCOMES', 'TYPE_FAMILIES', 'Contract', 'contract_tables', 'settings_contract',
+           'optional_columns_present', 'type_family', 'type_fits', 'days_between', 'shift_days', 'make_engine',
+           'bulk_insert']
 
 # %% ../nbs/03_contract.ipynb #8f1f7533
 PAYMENT_STATUSES = ('paid', 'late', 'unpaid', 'returned')
 OUTCOMES = ('good', 'bad')
-SENSITIVE_COLUMNS = ('birth_date', 'gender')
 
 @dataclass(frozen=True)
 class Contract:
@@ -27,19 +27,21 @@ class Contract:
     sales: sa.Table
     outcomes: sa.Table
 
-def contract_tables(customers='customers', sales='sales', outcomes='customer_outcomes', schema:str|None=None) -> Contract:
-    "The contract, with each table under the name (and `schema`) the master data uses"
+def contract_tables(customers='customers', sales='sales', outcomes='customer_outcomes', schema:str|None=None, inputs:dict|None=None) -> Contract:
+    "The contract, with each table under the name (and `schema`) the master data uses, and the customer columns the policy names as `inputs`"
     md = sa.MetaData(schema=schema or None)
+    extra = [sa.Column(n, sa.Float if kind == 'number' else sa.String(64), info=dict(input=kind)) for n, kind in (inputs or {}).items()]
     c = sa.Table(customers, md,
         sa.Column('customer_id', sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column('signup_date', sa.Date, nullable=False), sa.Column('country', sa.String(8), nullable=False),
         sa.Column('channel', sa.String(16), nullable=False), sa.Column('birth_date', sa.Date),
-        sa.Column('gender', sa.String(8)))
+        sa.Column('gender', sa.String(8)), *extra)
     s = sa.Table(sales, md,
         sa.Column('sale_id', sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column('customer_id', sa.BigInteger, nullable=False), sa.Column('sold_at', sa.DateTime, nullable=False),
         sa.Column('amount', sa.Numeric(12, 2), nullable=False), sa.Column('category', sa.String(16), nullable=False),
         sa.Column('payment_method', sa.String(16), nullable=False), sa.Column('payment_status', sa.String(16), nullable=False),
+        sa.Column('paid_amount', sa.Numeric(12, 2), info=dict(optional=True)),
         sa.Index(f'ix_{sales}_customer_sold_at', 'customer_id', 'sold_at'))
     o = sa.Table(outcomes, md,
         sa.Column('customer_id', sa.BigInteger, primary_key=True, autoincrement=False),
@@ -48,8 +50,21 @@ def contract_tables(customers='customers', sales='sales', outcomes='customer_out
     return Contract(c, s, o)
 
 def settings_contract(settings) -> Contract:
-    "The contract under the table names and schema in the policy"
-    return contract_tables(settings.customers_table, settings.sales_table, settings.outcomes_table, settings.db_schema)
+    "The contract under the table names and schema in the policy, with the customer columns it names as model inputs"
+    inputs = {n: 'number' for n in settings.customer_numbers} | {n: 'category' for n in settings.customer_categories}
+    return contract_tables(settings.customers_table, settings.sales_table, settings.outcomes_table, settings.db_schema, inputs)
+
+def optional_columns_present(engine:Engine, contract:Contract) -> set:
+    "The optional contract columns the master data has, as 'table.column' (e.g. 'sales.paid_amount')"
+    insp, found = sa.inspect(engine), set()
+    for key in ('customers', 'sales', 'outcomes'):
+        t = getattr(contract, key)
+        wanted = [c.name for c in t.columns if c.info.get('optional')]
+        if not wanted: continue
+        try: have = {c['name'] for c in insp.get_columns(t.name, schema=t.schema)}
+        except sa.exc.NoSuchTableError: continue
+        found |= {f'{key}.{n}' for n in wanted if n in have}
+    return found
 
 # %% ../nbs/03_contract.ipynb #d3618083
 TYPE_FAMILIES = {

@@ -11,11 +11,14 @@ from sqlalchemy.engine import make_url, URL
 import goodbad
 
 # %% auto #0
-__all__ = ['TRACKED_PACKAGES', 'GoodbadError', 'SettingsError', 'ContractError', 'ModelStoreError', 'NoModelError',
-           'ReleaseError', 'ExplanationError', 'RunError', 'redact_url', 'sha256_bytes', 'sha256_json', 'write_atomic',
-           'package_versions', 'library_hash', 'code_version', 'interpreter', 'peak_memory_mb', 'utcnow', 'parse_date']
+__all__ = ['SENSITIVE_COLUMNS', 'TRACKED_PACKAGES', 'GoodbadError', 'SettingsError', 'ContractError', 'ModelStoreError',
+           'NoModelError', 'ReleaseError', 'ExplanationError', 'RunError', 'redact_url', 'sha256_bytes', 'sha256_json',
+           'write_atomic', 'package_versions', 'library_hash', 'code_version', 'interpreter', 'peak_memory_mb',
+           'utcnow', 'parse_date']
 
 # %% ../nbs/00_core.ipynb #661d27ee
+SENSITIVE_COLUMNS = ('birth_date', 'gender')  # columns of the customers used for fairness reporting only, never as model inputs
+
 class GoodbadError(Exception):
     "Base of every error goodbad raises on purpose: the message says what, where, and the fix"
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np, pandas as pd
 from sklearn.metrics import confusion_matrix, roc_auc_score, average_precision_score, brier_score_loss
 from .core import GoodbadError, ModelStoreError
-from .features import FEATURES
+from .features import model_inputs
 from .store import find_models, get_model, load_model, live_models, save_fact, load_fact
 from .train import precision_interval, precision_curve, tonight_training_data
 from .monitor import calibrate, estimated_precision
@@ -52,7 +52,7 @@ def _against_best(y, scores, recall:float, target:float|None) -> dict:
 # %% ../nbs/50_evaluate.ipynb #557956e3
 def computational_figures(model, rows:pd.DataFrame, record, batch:int=50_000) -> dict:
     "Fit time, scoring throughput and peak scoring memory of `model` on a `batch` built from `rows`, and its size"
-    X = pd.concat([rows[list(FEATURES)]] * max(1, -(-batch // max(len(rows), 1))), ignore_index=True).head(batch)
+    X = pd.concat([rows[model_inputs(model, rows)]] * max(1, -(-batch // max(len(rows), 1))), ignore_index=True).head(batch)
     model.predict_proba(X.head(10))  # warm up
     tracemalloc.start()
     t0 = time.perf_counter(); model.predict_proba(X); secs = time.perf_counter() - t0
@@ -74,19 +74,23 @@ def smoke_tests(night, record, rows:pd.DataFrame) -> pd.DataFrame:
         state['m'] = load_model(night.state, night.model_store, record.version); return True, f"{record.size_bytes:,} bytes, hash verified"
     test('loads from the store (hash checked)', loads)
     m = state.get('m')
+    inputs = lambda: model_inputs(m, rows, record.version)
     def known():
         kr = record.details['known_rows']
-        X = pd.DataFrame(kr['features'])[list(FEATURES)]
+        X = pd.DataFrame(kr['features'])[model_inputs(m)]
         diff = float(np.max(np.abs(m.predict_proba(X)[:, 1] - np.array(kr['scores']))))
         return diff < 1e-9, f"largest difference {diff:.1e} on {len(X)} customers"
     def complete():
-        s = m.predict_proba(rows[list(FEATURES)])[:, 1]
+        s = m.predict_proba(rows[inputs()])[:, 1]
         return bool(np.isfinite(s).all() and ((s >= 0) & (s <= 1)).all() and len(s) == len(rows)), f"{len(s):,} scores, {int((~np.isfinite(s)).sum())} missing"
     def unseen():
-        X = rows[list(FEATURES)].head(20).assign(country='ZZ', channel='carrier-pigeon')
-        s = m.predict_proba(X)[:, 1]; return bool(np.isfinite(s).all()), 'unknown country and channel scored'
+        X = rows[inputs()].head(20)
+        cats = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+        s = m.predict_proba(X.assign(**{c: 'never-seen-before' for c in cats}))[:, 1]
+        return bool(np.isfinite(s).all()), f"unknown {', '.join(cats)} scored" if cats else 'no category among its inputs'
     def direction():
-        X = rows[list(FEATURES)].head(500)
+        X = rows[inputs()].head(500)
+        if not {'share_unpaid', 'unpaid_amount', 'amount_mean'} <= set(X.columns): return True, 'not applicable: the unpaid figures are not among its inputs'
         worse = X.assign(share_unpaid=np.minimum(X.share_unpaid + 0.3, 1.0), unpaid_amount=X.unpaid_amount + X.amount_mean)
         d = float(np.mean(m.predict_proba(worse)[:, 1] - m.predict_proba(X)[:, 1]))
         return d >= 0, f"mean score change {d:+.3f} when 30% more purchases go unpaid"
@@ -115,13 +119,13 @@ def evaluate_tonight(night) -> Evaluation:
     if not any(models.values()): raise GoodbadError("there is no model to evaluate: training produced none tonight and none is in production")
     holdout = tonight_training_data(night).holdout
     if holdout.empty: raise GoodbadError(f"no hold-out customers tonight: no outcome was learned before {night.run_date}")
-    X, res = holdout[list(FEATURES)], {}
+    res = {}
     for role, rec in models.items():
         if rec is None or rec.version in res: continue
         smoke = smoke_tests(night, rec, holdout)
         try: model = load_model(night.state, night.model_store, rec.version)
         except ModelStoreError: model = None
-        scores = model.predict_proba(X)[:, 1] if model is not None else np.full(len(X), np.nan)
+        scores = model.predict_proba(holdout[model_inputs(model, holdout, rec.version)])[:, 1] if model is not None else np.full(len(holdout), np.nan)
         figures = holdout_figures(holdout.bad, np.nan_to_num(scores), rec.threshold, policy.confidence_level, policy.precision_target)
         if 'calibration' in rec.details:  # what the monitor would estimate here, were the outcomes not known
             figures['estimated_precision'] = estimated_precision(calibrate(rec.details['calibration'], scores[scores >= rec.threshold]))['estimate']

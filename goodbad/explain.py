@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import numpy as np, pandas as pd
 import shap
 from .core import ExplanationError
-from .features import FEATURES, CATEGORICAL, tonight_features, sample_features
+from .features import CATALOG, Feature, tonight_features, sample_features, model_inputs, describe
+from sklearn.preprocessing import OneHotEncoder
 from .store import load_model, save_fact, load_fact
 from .evaluate import tonight_models
 
@@ -20,18 +21,26 @@ __all__ = ['ADDITIVITY_SAMPLE', 'Explanation', 'Explainer', 'additivity_gaps', '
 # %% ../nbs/70_explain.ipynb #e20943af
 @dataclass
 class Explanation:
-    "Contributions of the twenty features to the model's output for some customers"
+    "Contributions of a model's input features to its output for some customers"
     values: pd.DataFrame   # one row per customer, one column per feature
     base: np.ndarray       # the model's expected output, per customer
     output: np.ndarray     # the model's own output, in the same units
     units: str             # 'log-odds of bad' or 'probability of bad'
 
+def _owners(prep) -> np.ndarray:
+    "For each column the preparation step puts out, the input feature it comes from (a one-hot column: its category's feature)"
+    res = []
+    for name, step, cols in prep.transformers_:
+        if name == 'remainder' or step == 'drop' or not len(cols): continue
+        res += [c for c, cats in zip(cols, step.categories_) for _ in cats] if isinstance(step, OneHotEncoder) else list(cols)
+    assert len(res) == len(prep.get_feature_names_out()), 'every prepared column has one owner'
+    return np.array(res)
+
 class Explainer:
-    "shap on a fitted goodbad pipeline, in terms of its twenty features"
+    "shap on a fitted goodbad pipeline, in terms of its own input features"
     def __init__(self, model, background:pd.DataFrame):
-        self.prep, self.est = model.named_steps['prepare'], model.named_steps['model']
-        cols = list(self.prep.get_feature_names_out())
-        self.owner = np.array([next((f for f in CATEGORICAL if c.startswith(f'{f}_')), c) for c in cols])
+        self.prep, self.est, self.inputs = model.named_steps['prepare'], model.named_steps['model'], model_inputs(model)
+        self.owner = _owners(self.prep)
         kind = type(self.est).__name__
         if kind == 'LogisticRegression':
             self.shap = shap.LinearExplainer(self.est, shap.maskers.Independent(self._prep(background)))
@@ -41,7 +50,7 @@ class Explainer:
         else:
             self.shap, self.units, self._out = shap.TreeExplainer(self.est), 'probability of bad', lambda X: self.est.predict_proba(X)[:, 1]
 
-    def _prep(self, X): return np.asarray(self.prep.transform(X[list(FEATURES)]), dtype=float)
+    def _prep(self, X): return np.asarray(self.prep.transform(X[self.inputs]), dtype=float)
 
     def explain(self, X:pd.DataFrame) -> Explanation:
         "The contributions of each feature for each customer in `X`"
@@ -51,7 +60,7 @@ class Explainer:
             sv = self.shap(Xt, check_additivity=False) if isinstance(self.shap, shap.TreeExplainer) else self.shap(Xt)
         vals, base = np.asarray(sv.values), np.asarray(sv.base_values)
         if vals.ndim == 3: vals, base = vals[:, :, 1], base[:, 1] if base.ndim == 2 else base
-        per = pd.DataFrame(vals, index=X.index).T.groupby(self.owner).sum().T[list(FEATURES)]
+        per = pd.DataFrame(vals, index=X.index).T.groupby(self.owner).sum().T[self.inputs]
         return Explanation(per, np.broadcast_to(base, len(X)).astype(float), np.asarray(self._out(Xt), dtype=float), self.units)
 
 # %% ../nbs/70_explain.ipynb #3e4ed1c8
@@ -70,21 +79,20 @@ def check_additivity(e:Explanation, version:str, tolerance:float=1e-6) -> dict:
     return res
 
 # %% ../nbs/70_explain.ipynb #684c1308
-def _show(feature:str, value) -> str:
-    "A feature's value the way a business person reads it"
-    if feature in CATEGORICAL: return str(value)
-    if feature.startswith('share_') or feature == 'spend_trend': return f"{value:.0%}"
-    if feature.startswith('amount') or feature == 'unpaid_amount': return f"{value:,.2f}"
-    if feature == 'sales_per_month': return f"{value:.1f}"
-    return f"{value:,.0f}"
+_FORMATS = {'share': '{:.0%}', 'money': '{:,.2f}', 'rate': '{:.1f}', 'days': '{:,.0f}', 'count': '{:,.0f}', 'value': '{:,.4g}'}
 
-def reason_codes(e:Explanation, X:pd.DataFrame, k:int) -> list[str]:
-    "Per customer, up to `k` reasons that pushed it towards bad, most important first, joined by '; '"
-    from goodbad.features import FEATURES as desc
-    res = []
+def _show(feature:Feature|None, value) -> str:
+    "A feature's value the way a business person reads it"
+    if value is None or (isinstance(value, float) and np.isnan(value)): return 'missing'
+    if feature is None or feature.kind == 'category': return str(value)
+    return _FORMATS.get(feature.unit, '{:,.4g}').format(value)
+
+def reason_codes(e:Explanation, X:pd.DataFrame, k:int, features:dict|None=None) -> list[str]:
+    "Per customer, up to `k` reasons that pushed it towards bad, most important first, in the words of the `features` (name to `Feature`)"
+    features, res = describe(CATALOG) if features is None else features, []
     for (i, contrib), (_, row) in zip(e.values.iterrows(), X.iterrows()):
         top = contrib[contrib > 0].sort_values(ascending=False).head(k)
-        res.append('; '.join(f"{desc[f]}: {_show(f, row[f])}" for f in top.index))
+        res.append('; '.join(f"{features[f].description if f in features else f}: {_show(features.get(f), row[f])}" for f in top.index))
     return res
 
 # %% ../nbs/70_explain.ipynb #7c5a3160
@@ -93,7 +101,7 @@ def explainer_for(night, rec, model=None) -> Explainer:
     model = model or load_model(night.state, night.model_store, rec.version)
     bg = rec.details.get('background')
     bg = pd.DataFrame(bg) if bg else sample_features(tonight_features(night), 200, night.settings.random_seed)
-    return Explainer(model, bg[list(FEATURES)])
+    return Explainer(model, bg[model_inputs(model)])
 
 # %% ../nbs/70_explain.ipynb #fe566bc5
 ADDITIVITY_SAMPLE = 200  # customers on whom the other models' explanations are checked (the model under test: explain_sample)

@@ -11,14 +11,15 @@ import sqlalchemy as sa
 from fairlearn.metrics import MetricFrame, selection_rate, false_positive_rate, count
 from sklearn.metrics import precision_score, recall_score
 from .contract import Contract, SENSITIVE_COLUMNS
-from .features import FEATURES
+from .features import model_inputs
+from .settings import FAIRNESS_COLUMNS
 from .store import load_model, save_fact, load_fact
 from .train import tonight_training_data
 from .evaluate import tonight_models
 
 # %% auto #0
-__all__ = ['AGE_BANDS', 'AGE_LABELS', 'SENSITIVE_NAMES', 'METRICS', 'BEHIND', 'LIMITS', 'FAIRNESS_SAMPLE', 'sensitive_attributes',
-           'model_inputs', 'sensitive_inputs', 'bootstrap_figures', 'group_figures', 'judge_limit', 'FairnessReport',
+__all__ = ['AGE_BANDS', 'AGE_LABELS', 'SENSITIVE_NAMES', 'METRICS', 'LIMITS', 'FAIRNESS_SAMPLE', 'sensitive_attributes',
+           'sensitive_inputs', 'bootstrap_figures', 'group_figures', 'judge_limit', 'FairnessReport',
            'fairness_tonight', 'tonight_fairness']
 
 # %% ../nbs/60_fairness.ipynb #231497bd
@@ -39,13 +40,10 @@ def sensitive_attributes(engine, c:Contract, run_date:dt.date, labelled_only:boo
 # %% ../nbs/60_fairness.ipynb #9fe98d7e
 SENSITIVE_NAMES = set(SENSITIVE_COLUMNS) | {'age', 'age_band'}
 
-def model_inputs(model) -> list[str]:
-    "The columns a fitted pipeline takes as input"
-    return list(getattr(model, 'feature_names_in_', []))
-
-def sensitive_inputs(model) -> list[str]:
-    "The model's inputs that are sensitive attributes (must be none)"
-    return [c for c in model_inputs(model) if c in SENSITIVE_NAMES or any(c.startswith(f'{s}_') for s in SENSITIVE_NAMES)]
+def sensitive_inputs(model, attributes=()) -> list[str]:
+    "The model's inputs that are sensitive attributes, or the columns of the fairness `attributes` it is judged on (must be none)"
+    banned = SENSITIVE_NAMES | set(attributes) | {FAIRNESS_COLUMNS[a] for a in attributes}
+    return [c for c in model_inputs(model) if c in banned or any(c.startswith(f'{s}_') for s in banned)]
 
 # %% ../nbs/60_fairness.ipynb #05bd7fe7
 METRICS = {
@@ -54,7 +52,6 @@ METRICS = {
     'false_positive_rate': false_positive_rate,
     'selection_rate': selection_rate,
 }
-BEHIND = {'precision': 'flagged', 'selection_rate': 'flagged', 'false_positive_rate': 'good', 'recall': 'bad'}
 
 def _from_cells(tp, fp, fn, tn) -> dict:
     "The four figures from confusion counts (arrays of any shape)"
@@ -89,34 +86,46 @@ def group_figures(y, flagged, groups, min_group_size:int, n_boot:int=1000, seed:
     for m in metrics:
         res[m] = mf.by_group[m].reindex(res.index)
         res[f'{m}_low'], res[f'{m}_high'] = np.nanquantile(boot[m], 0.025, axis=0), np.nanquantile(boot[m], 0.975, axis=0)
-        res[f'{m}_judged'] = res[BEHIND[m]] >= min_group_size
+        res[f'{m}_judged'] = res.customers >= min_group_size
     return res.reset_index()
 
 # %% ../nbs/60_fairness.ipynb #2d2bab10
-LIMITS = {'selection_rate': ('ratio', 'min_selection_rate_ratio'), 'precision': ('gap', 'max_precision_gap')}
+def _pair_interval(y, flagged, groups, lowest:str, highest:str, metric:str, kind:str, judged:int, n_boot:int, seed:int) -> tuple:
+    "The bootstrap interval of the ratio or gap between the two extreme groups, at 95% shared among every pair of judged groups (Bonferroni)"
+    pick = np.isin(groups, [lowest, highest])
+    cells = _cells(y[pick], flagged[pick], groups[pick])
+    boot = bootstrap_figures(cells, n_boot, seed)[metric]
+    lo, hi = boot[:, list(cells.index).index(lowest)], boot[:, list(cells.index).index(highest)]
+    with np.errstate(invalid='ignore', divide='ignore'): reps = lo / hi if kind == 'ratio' else hi - lo
+    pairs = judged * (judged - 1) // 2
+    a = 0.05 / pairs
+    low, high = (float(q) for q in np.nanquantile(reps, [a / 2, 1 - a / 2]))
+    return low, high, pairs
 
-def judge_limit(attribute:str, metric:str, y, flagged, groups, figures:pd.DataFrame, policy, n_boot:int=1000, seed:int=0) -> dict:
-    "The verdict on one limit of the policy for one attribute: pass, fail, within noise or too small to judge"
+LIMITS = {'selection_rate': ('ratio', 'min_selection_rate_ratio'), 'precision': ('gap', 'max_precision_gap'),
+          'false_positive_rate': ('gap', 'max_false_positive_rate_gap'), 'recall': ('gap', 'max_recall_gap')}
+
+def judge_limit(attribute:str, metric:str, y, flagged, groups, figures:pd.DataFrame, policy, n_boot:int=4000, seed:int=0) -> dict:
+    "The verdict on one limit of the policy for one attribute: pass, fail, within noise or cannot judge"
     kind, key = LIMITS[metric]
     limit = getattr(policy, key)
     judged = figures[figures[f'{metric}_judged'] & figures[metric].notna()]
     base = dict(attribute=attribute, metric=metric, measure=kind, limit=limit)
     if len(judged) < 2:
-        return base | dict(value=None, low=None, high=None, verdict='too small to judge',
-                           detail=f"{len(judged)} group(s) with at least {policy.min_group_size} customers behind the figure")
+        return base | dict(value=None, low=None, high=None, verdict='cannot judge',
+                           detail=f"{len(judged)} group(s) of at least {policy.min_group_size} customers with a {metric.replace('_', ' ')}: nothing to compare")
     groups = np.asarray(groups).astype(str)
     keep = np.isin(groups, judged.group.to_numpy())
     yk = np.asarray(y).astype(int)[keep] if y is not None else np.zeros(keep.sum(), dtype=int)
     mf = MetricFrame(metrics=METRICS[metric], y_true=yk, y_pred=np.asarray(flagged).astype(int)[keep], sensitive_features=pd.Series(groups[keep], name='group'))
     value = float(mf.ratio() if kind == 'ratio' else mf.difference())
-    boot = bootstrap_figures(_cells(yk, np.asarray(flagged).astype(int)[keep], groups[keep]), n_boot, seed)[metric]
-    reps = np.nanmin(boot, axis=1) / np.nanmax(boot, axis=1) if kind == 'ratio' else np.nanmax(boot, axis=1) - np.nanmin(boot, axis=1)
-    low, high = (float(q) for q in np.nanquantile(reps, [0.025, 0.975]))
     g = judged.set_index('group')[metric]
+    low, high, pairs = _pair_interval(yk, np.asarray(flagged).astype(int)[keep], groups[keep], g.idxmin(), g.idxmax(), metric, kind, len(judged), n_boot, seed)
     within = value >= limit if kind == 'ratio' else value <= limit
     clear = high < limit if kind == 'ratio' else low > limit
     verdict = 'pass' if within else 'fail' if clear else 'within noise'
-    detail = (f"{g.idxmin()} {g.min():.3f} vs {g.idxmax()} {g.max():.3f}: {kind} {value:.3f} (95% interval {low:.3f} to {high:.3f}); "
+    detail = (f"{g.idxmin()} {g.min():.3f} vs {g.idxmax()} {g.max():.3f}: {kind} {value:.3f} (95% interval {low:.3f} to {high:.3f}, "
+              f"widened for the {pairs} pair{'s' * (pairs > 1)} of groups compared); "
               + ("within the limit" if within else f"{'below' if kind == 'ratio' else 'above'} the limit {limit} by {abs(value - limit):.3f}"
                  + ("" if clear else ", but within chance")))
     return base | dict(value=value, low=low, high=high, verdict=verdict, detail=detail)
@@ -131,14 +140,22 @@ class FairnessReport:
     verdicts: pd.DataFrame # one row per attribute and limit
     inputs: list
     sensitive_inputs: list
+    cannot_judge_blocks: bool = True  # the policy's when_cannot_judge is 'block'
 
     @property
-    def passed(self) -> bool: return not self.sensitive_inputs and not (self.verdicts.verdict == 'fail').any()
+    def blocking(self) -> pd.DataFrame:
+        "The verdicts that stop a release: a clear breach, and a check that cannot be made when the policy says block"
+        v = self.verdicts
+        return v[(v.verdict == 'fail') | ((v.verdict == 'cannot judge') & self.cannot_judge_blocks)] if len(v) else v
+
+    @property
+    def passed(self) -> bool: return not self.sensitive_inputs and self.blocking.empty
 
     def summary(self) -> dict:
-        fails = self.verdicts[self.verdicts.verdict == 'fail']
         return dict(version=self.version, role=self.role, passed=self.passed, sensitive_inputs=self.sensitive_inputs,
-                    failures=[f"{r.attribute}: {r.detail}" for r in fails.itertuples()], verdicts=self.verdicts.to_dict(orient='records'),
+                    failures=[f"{r.attribute} {r.metric.replace('_', ' ')}: {r.verdict}: {r.detail}" for r in self.blocking.itertuples()]
+                             + [f"sensitive inputs: {', '.join(self.sensitive_inputs)}" for _ in self.sensitive_inputs[:1]],
+                    verdicts=self.verdicts.to_dict(orient='records'),
                     figures={a: f.to_dict(orient='records') for a, f in self.figures.items()})
 
 FAIRNESS_SAMPLE = 200_000  # customers of tonight whose share labelled bad is measured (all of them, up to this many)
@@ -151,10 +168,10 @@ def fairness_tonight(night) -> FairnessReport:
     model = load_model(night.state, night.model_store, rec.version)
     holdout = tonight_training_data(night).holdout
     h_groups = holdout[['customer_id']].merge(sensitive_attributes(night.masterdata, night.contract, night.run_date), on='customer_id', how='left')
-    h_flag = model.predict_proba(holdout[list(FEATURES)])[:, 1] >= rec.threshold
+    h_flag = model.predict_proba(holdout[model_inputs(model, holdout, rec.version)])[:, 1] >= rec.threshold
     tonight = sample_features(tonight_features(night), FAIRNESS_SAMPLE, p.random_seed)
     t_groups = tonight[['customer_id']].merge(sensitive_attributes(night.masterdata, night.contract, night.run_date, labelled_only=False), on='customer_id', how='left')
-    t_flag = model.predict_proba(tonight[list(FEATURES)])[:, 1] >= rec.threshold
+    t_flag = model.predict_proba(tonight[model_inputs(model)])[:, 1] >= rec.threshold
     figures, verdicts = {}, []
     for a in p.fairness_attributes:
         hg, tg = h_groups[a].fillna('unknown').to_numpy(), t_groups[a].fillna('unknown').to_numpy()
@@ -163,9 +180,12 @@ def fairness_tonight(night) -> FairnessReport:
         f = hf.drop(columns=[c for c in hf if c.startswith('selection_rate')]).merge(
             tf.rename(columns={'customers': 'customers_tonight', 'flagged': 'flagged_tonight'}), on='group', how='outer')
         figures[a] = f
-        verdicts.append(judge_limit(a, 'selection_rate', None, t_flag, tg, tf, p, seed=p.random_seed))
-        verdicts.append(judge_limit(a, 'precision', holdout.bad, h_flag, hg, hf, p, seed=p.random_seed))
-    rep = FairnessReport(rec.version, role, figures, pd.DataFrame(verdicts), model_inputs(model), sensitive_inputs(model))
+        for m in getattr(p, f'judge_{a}'):
+            tonight_ = m == 'selection_rate'  # the share labelled bad is judged on tonight's customers; the rest on the hold-out
+            verdicts.append(judge_limit(a, m, None if tonight_ else holdout.bad, t_flag if tonight_ else h_flag, tg if tonight_ else hg,
+                                        tf if tonight_ else hf, p, seed=p.random_seed))
+    rep = FairnessReport(rec.version, role, figures, pd.DataFrame(verdicts), model_inputs(model), sensitive_inputs(model, p.fairness_attributes),
+                         p.when_cannot_judge == 'block')
     save_fact(night.state, night.run_id, 'fairness', rep.summary())
     return rep
 

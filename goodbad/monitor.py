@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from scipy import stats
 from .core import code_version, sha256_json, utcnow
-from .features import FEATURES, NUMERIC, CATEGORICAL, tonight_features, read_feature_batches
+from .features import CATALOG, tonight_features, read_feature_batches, model_inputs
 from .store import STATE, REALIZED, MONITOR, RUN_FACTS, live_models, load_model, save_fact, load_fact, find_models
 from .train import precision_interval
 
@@ -26,6 +26,8 @@ __all__ = ['REFERENCE_SAMPLE', 'KEEP', 'EPS', 'TRAINING_KEYS', 'TREND_COLUMNS', 
 REFERENCE_SAMPLE, KEEP, EPS = 100_000, 2_000, 1e-4
 
 def _numeric_reference(values:np.ndarray, rng) -> dict:
+    values = values[~np.isnan(values)]  # missing values (a customer column may have some) are left out of the bins
+    if not len(values): return dict(kind='number', edges=[], shares=[1.0], sample=[])
     edges = np.unique(np.quantile(values, np.linspace(0, 1, 11)))[1:-1]
     return dict(kind='number', edges=edges.tolist(), shares=_shares(values, edges).tolist(),
                 sample=np.sort(rng.choice(values, min(KEEP, len(values)), replace=False)).round(6).tolist())
@@ -34,11 +36,15 @@ def _shares(values:np.ndarray, edges) -> np.ndarray:
     "Share of `values` in each bin cut at the interior `edges` (first and last bins open)"
     return np.bincount(np.searchsorted(np.asarray(edges), values, side='right'), minlength=len(edges) + 1) / max(len(values), 1)
 
-def reference_statistics(frame:pd.DataFrame, scores:np.ndarray, threshold:float, seed:int=0) -> dict:
-    "The distributions a model is trained among: each feature's, and its scores'"
+def _reference(col:pd.Series, rng) -> dict:
+    if not pd.api.types.is_numeric_dtype(col): return dict(kind='category', shares=col.astype(str).value_counts(normalize=True).round(8).to_dict())
+    v = col.to_numpy(float)
+    return _numeric_reference(v, rng) | dict(missing=float(np.isnan(v).mean()))
+
+def reference_statistics(frame:pd.DataFrame, scores:np.ndarray, threshold:float, seed:int=0, inputs:list|None=None) -> dict:
+    "The distributions a model is trained among: each of its `inputs`' (default: every column but the id), and its scores'"
     rng = np.random.default_rng(seed)
-    feats = {f: _numeric_reference(frame[f].to_numpy(float), rng) for f in NUMERIC}
-    feats |= {f: dict(kind='category', shares=frame[f].astype(str).value_counts(normalize=True).round(8).to_dict()) for f in CATEGORICAL}
+    feats = {f: _reference(frame[f], rng) for f in (inputs if inputs is not None else [c for c in frame.columns if c != 'customer_id'])}
     return dict(customers=len(frame), features=feats, scores=_numeric_reference(np.asarray(scores, float), rng),
                 share_bad=float(np.mean(np.asarray(scores) >= threshold)))
 
@@ -51,8 +57,10 @@ def psi(actual:np.ndarray, expected:np.ndarray) -> float:
 def feature_drift(name:str, values, ref:dict, policy) -> dict:
     "Tonight's drift of one feature against its reference, with the verdict"
     if ref['kind'] == 'number':
-        v = np.asarray(values, float)
-        sample = np.asarray(ref['sample'])
+        v, sample = np.asarray(values, float), np.asarray(ref['sample'])
+        v = v[~np.isnan(v)]
+        if not len(v) or not len(sample):
+            return dict(feature=name, kind='number', psi=0.0, ks=None, wasserstein_iqr=None, unseen_share=None, unseen=None, drifted=False, why='no values to compare')
         p = psi(_shares(v, ref['edges']), ref['shares'])
         ks = float(stats.ks_2samp(v, sample).statistic)
         iqr = np.subtract(*np.percentile(sample, [75, 25])) or (np.std(sample) or 1.0)
@@ -203,13 +211,14 @@ def data_quality(night, fingerprint:dict, features_path, previous:list) -> dict:
     recent = [x['quality']['new_sales'] for x in previous[-14:] if x.get('quality', {}).get('new_sales') is not None]
     median = float(np.median(recent)) if recent else None
     f = pq.ParquetFile(features_path)
-    missing = {c: float(f.read(columns=[c]).column(0).null_count / f.metadata.num_rows) for c in FEATURES}
+    computed = [c for c in (x.name for x in CATALOG) if c in f.schema_arrow.names]  # the policy's customer columns: counted by acquire
+    missing = {c: float(f.read(columns=[c]).column(0).null_count / f.metadata.num_rows) for c in computed}
     cu = night.contract.customers.c
     with night.masterdata.connect() as conn:
         n, g, b = conn.execute(sa.select(sa.func.count(), sa.func.count(cu.gender), sa.func.count(cu.birth_date))
                                .where(cu.signup_date < sa.literal(night.run_date, sa.Date))).one()
     return dict(customers_rows=t['customers']['rows'], sales_rows=t['sales']['rows'], outcomes_rows=t['outcomes']['rows'],
-                new_sales=new_sales, new_sales_median=median, fingerprint=fingerprint['hash'], missing_in_features=max(missing.values()),
+                new_sales=new_sales, new_sales_median=median, fingerprint=fingerprint['hash'], missing_in_features=max(missing.values(), default=0.0),
                 missing_gender=1 - g / n if n else None, missing_birth_date=1 - b / n if n else None)
 
 def quality_alerts(q:dict) -> list[str]:
@@ -255,8 +264,9 @@ def _latest_realized(state) -> dict|None:
 
 def champion_scores(night, champion) -> np.ndarray:
     "The champion's scores of every customer tonight, read in batches"
-    model = load_model(night.state, night.model_store, champion.version)
-    return np.concatenate([model.predict_proba(b[list(FEATURES)])[:, 1] for b in read_feature_batches(tonight_features(night), night.settings.chunk_size)])
+    model, path = load_model(night.state, night.model_store, champion.version), tonight_features(night)
+    inputs = model_inputs(model, pd.DataFrame(columns=pq.ParquetFile(path).schema_arrow.names), champion.version)
+    return np.concatenate([model.predict_proba(b)[:, 1] for b in read_feature_batches(path, night.settings.chunk_size, inputs)])
 
 def monitor_tonight(night) -> MonitorReport:
     "Monitor the champion tonight; decide on retraining; gather the alerts"
@@ -270,9 +280,8 @@ def monitor_tonight(night) -> MonitorReport:
     drift, prediction, estimate, reliable = pd.DataFrame(), None, None, True
     ref = champ.details.get('reference') if champ else None
     if champ is not None and ref is not None:
-        f = pq.ParquetFile(path)
-        drift = pd.DataFrame([feature_drift(name, f.read(columns=[name]).column(0).to_numpy(zero_copy_only=False), ref['features'][name], p) for name in FEATURES])
-        scores = champion_scores(night, champ)
+        f, scores = pq.ParquetFile(path), champion_scores(night, champ)  # scoring first: it checks tonight's features hold the champion's inputs
+        drift = pd.DataFrame([feature_drift(name, f.read(columns=[name]).column(0).to_numpy(zero_copy_only=False), r, p) for name, r in ref['features'].items()])
         flagged = scores >= champ.threshold
         prediction = dict(psi=psi(_shares(scores, ref['scores']['edges']), ref['scores']['shares']), share_bad=float(flagged.mean()),
                           reference_share_bad=ref['share_bad'], ks=float(stats.ks_2samp(scores, ref['scores']['sample']).statistic))

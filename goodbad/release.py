@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np, pandas as pd
 import sqlalchemy as sa
 from .core import ReleaseError
-from .features import FEATURES, tonight_features, read_feature_batches
+from .features import tonight_features, read_feature_batches, model_inputs
 from .store import (find_models, get_model, live_models, load_model, move, record_canary_night, canary_nights_passed,
                            update_details, model_events)
 from .evaluate import tonight_models, tonight_evaluation
@@ -75,8 +75,7 @@ def slice_comparison(night, canary, champion) -> pd.DataFrame:
     for batch in read_feature_batches(tonight_features(night), night.settings.chunk_size):
         b = batch[in_canary_slice(batch.customer_id, frac)]
         if b.empty: continue
-        X = b[list(FEATURES)]
-        cs, hs = models[canary.version].predict_proba(X)[:, 1], models[champion.version].predict_proba(X)[:, 1]
+        cs, hs = [models[r.version].predict_proba(b[model_inputs(models[r.version], b, r.version)])[:, 1] for r in (canary, champion)]
         parts.append(pd.DataFrame(dict(customer_id=b.customer_id.to_numpy(), canary_score=cs, champion_score=hs,
                                        canary_bad=cs >= canary.threshold, champion_bad=hs >= champion.threshold)))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=['customer_id', 'canary_score', 'champion_score', 'canary_bad', 'champion_bad'])

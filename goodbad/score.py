@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from .core import GoodbadError, NoModelError, utcnow
 from .contract import bulk_insert
-from .features import FEATURES, tonight_features, read_feature_batches
+from .features import tonight_features, read_feature_batches, model_inputs, night_features, describe
 from .store import find_models, load_model, live_models
 from .explain import explainer_for, check_additivity, reason_codes
 from .release import in_canary_slice
@@ -67,6 +67,7 @@ class Labeller:
         self.models = {r: load_model(night.state, night.model_store, m.version) for r, m in self.roles.items()}
         self.explainers = {r: explainer_for(night, m, self.models[r]) for r, m in self.roles.items()}
         self.fraction = canary.details.get('canary', {}).get('fraction', night.settings.canary_fraction) if canary else 0.0
+        self.words = describe(night_features(night.masterdata, night.contract))  # the features' descriptions, for the reasons
 
     def __call__(self, batch:pd.DataFrame) -> dict:
         in_slice = in_canary_slice(batch.customer_id, self.fraction) if self.fraction else np.zeros(len(batch), bool)
@@ -74,14 +75,14 @@ class Labeller:
         for role, rows in (('champion', batch[~in_slice]), ('canary', batch[in_slice])):
             if rows.empty: continue
             rec = self.roles[role]
-            scores = self.models[role].predict_proba(rows[list(FEATURES)])[:, 1]
+            scores = self.models[role].predict_proba(rows[model_inputs(self.models[role], rows, rec.version)])[:, 1]
             if not np.isfinite(scores).all(): raise GoodbadError(f"model {rec.version} gave {int((~np.isfinite(scores)).sum())} missing scores; nothing published")
             bad = scores >= rec.threshold
             why = np.full(len(rows), None, dtype=object)
             if bad.any():
                 e = self.explainers[role].explain(rows[bad])
                 check_additivity(e, rec.version)
-                why[bad] = reason_codes(e, rows[bad], self.reasons)
+                why[bad] = reason_codes(e, rows[bad], self.reasons, self.words)
             out.append(pd.DataFrame(dict(customer_id=rows.customer_id.to_numpy(), label=np.where(bad, 'bad', 'good'), score=scores,
                                          model_version=rec.version, model_role=role, reasons=why)))
         frame = pd.concat(out, ignore_index=True)

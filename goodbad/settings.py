@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from sqlalchemy.engine import make_url, URL
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-from .core import SettingsError, redact_url
+from .core import SettingsError, SENSITIVE_COLUMNS, redact_url
 
 # %% auto #0
-__all__ = ['CANDIDATE_NAMES', 'RULES', 'Rule', 'Settings', 'load_settings', 'public_settings']
+__all__ = ['CANDIDATE_NAMES', 'FAIRNESS_COLUMNS', 'FAIRNESS_METRICS', 'RULES', 'Rule', 'Settings', 'load_settings',
+           'public_settings']
 
 # %% ../nbs/01_settings.ipynb #cf75acde
 @dataclass(frozen=True)
@@ -20,18 +21,20 @@ class Rule:
     "One key of settings.ini: where it lives, what it may hold, and what it means"
     section: str
     key: str
-    kind: str            # float, int, text, envvar, path, identifier, names, bool (text may be empty)
+    kind: str            # float, int, text, envvar, path, identifier, names, columns, choice, bool (text may be empty)
     default: object
     help: str
     low: float|None = None   # smallest allowed number (inclusive)
     high: float|None = None  # largest allowed number (inclusive)
-    choices: tuple = ()      # allowed names, for kind 'names'
+    choices: tuple = ()      # allowed names, for kinds 'names' and 'choice'
 
     @property
     def env(self) -> str: return f"GOODBAD_{self.key.upper()}"
 
 # %% ../nbs/01_settings.ipynb #13c5bf75
 CANDIDATE_NAMES = ('logistic_regression', 'hist_gradient_boosting', 'random_forest')
+FAIRNESS_COLUMNS = {'gender': 'gender', 'age_band': 'birth_date', 'country': 'country'}  # each fairness attribute, and the column it comes from
+FAIRNESS_METRICS = ('selection_rate', 'precision', 'false_positive_rate', 'recall')
 
 RULES = (
     Rule('data', 'masterdata_url_env', 'envvar', 'GOODBAD_MASTERDATA_URL', 'environment variable holding the master-data database URL'),
@@ -57,10 +60,18 @@ RULES = (
     Rule('training', 'candidates', 'names', CANDIDATE_NAMES, 'algorithms tried each night, baseline first', choices=CANDIDATE_NAMES),
     Rule('training', 'random_seed', 'int', 42, 'seed for splits and models, so a night can be repeated', 0, 2**31-1),
     Rule('scoring', 'chunk_size', 'int', 50_000, 'customers scored per chunk (memory stays flat as customers grow)', 100, 5_000_000),
-    Rule('fairness', 'fairness_attributes', 'names', ('gender', 'age_band', 'country'), 'sensitive attributes the fairness report groups customers by', choices=('gender', 'age_band', 'country')),
+    Rule('inputs', 'customer_numbers', 'columns', (), 'numeric columns of the customers table that are model inputs besides the sales features'),
+    Rule('inputs', 'customer_categories', 'columns', (), 'categorical columns of the customers table that are model inputs besides the sales features'),
+    Rule('fairness', 'fairness_attributes', 'names', tuple(FAIRNESS_COLUMNS), 'sensitive attributes the fairness report groups customers by; never model inputs', choices=tuple(FAIRNESS_COLUMNS)),
+    Rule('fairness', 'judge_gender', 'names', ('selection_rate', 'precision'), 'figures the groups of gender are judged on', choices=FAIRNESS_METRICS),
+    Rule('fairness', 'judge_age_band', 'names', ('false_positive_rate', 'recall'), 'figures the age bands are judged on', choices=FAIRNESS_METRICS),
+    Rule('fairness', 'judge_country', 'names', ('selection_rate', 'precision'), 'figures the countries are judged on', choices=FAIRNESS_METRICS),
+    Rule('fairness', 'when_cannot_judge', 'choice', 'block', 'what a fairness check that cannot be made does to a release: block it, or warn and go on', choices=('block', 'warn')),
     Rule('fairness', 'min_group_size', 'int', 50, 'fewest customers behind a group\'s figure for it to be judged (else: too small to judge)', 5, 100_000),
     Rule('fairness', 'min_selection_rate_ratio', 'float', 0.8, 'smallest allowed ratio of the lowest to the highest share labelled bad across groups', 0.0, 1.0),
     Rule('fairness', 'max_precision_gap', 'float', 0.10, 'largest allowed difference in precision between groups', 0.0, 1.0),
+    Rule('fairness', 'max_false_positive_rate_gap', 'float', 0.02, 'largest allowed difference between groups in the share of good customers labelled bad', 0.0, 1.0),
+    Rule('fairness', 'max_recall_gap', 'float', 0.10, 'largest allowed difference between groups in the share of bad customers found', 0.0, 1.0),
     Rule('explain', 'reason_codes', 'int', 3, 'reasons stored with every customer labelled bad', 1, 5),
     Rule('explain', 'explain_sample', 'int', 2000, 'customers explained for the global report', 100, 100_000),
     Rule('release', 'require_approval', 'bool', True, 'a person must approve a challenger before it labels anyone'),
@@ -99,6 +110,8 @@ def _allowed(rule:Rule) -> str:
     if rule.kind == 'envvar': return 'an environment variable name in capitals, e.g. GOODBAD_MASTERDATA_URL'
     if rule.kind == 'identifier': return 'a table, view or schema name made of letters, digits and _'
     if rule.kind == 'names': return f"a comma-separated list drawn from {', '.join(rule.choices)}"
+    if rule.kind == 'columns': return 'a comma-separated list of column names made of letters, digits and _ (or nothing)'
+    if rule.kind == 'choice': return f"one of {', '.join(rule.choices)}"
     if rule.kind == 'bool': return 'true or false'
     return 'a path, relative to settings.ini or absolute'
 
@@ -122,6 +135,13 @@ def _convert(rule:Rule, text:str, where:str):
         names = tuple(n.strip() for n in t.split(',') if n.strip())
         if not names or any(n not in rule.choices for n in names) or len(set(names)) < len(names): raise bad()
         return names
+    if rule.kind == 'columns':
+        names = tuple(n.strip() for n in t.split(',') if n.strip())
+        if any(not _IDENT.match(n) for n in names) or len(set(names)) < len(names): raise bad()
+        return names
+    if rule.kind == 'choice':
+        if t not in rule.choices: raise bad()
+        return t
     if rule.kind == 'bool':
         if t.lower() not in ('true', 'false', 'yes', 'no', '1', '0'): raise bad()
         return t.lower() in ('true', 'yes', '1')
@@ -167,6 +187,20 @@ def _check_url(text:str, where:str) -> URL:
         raise SettingsError(f"{where} points at a {url.get_backend_name()} database; goodbad supports SQLite and PostgreSQL. {fix}.")
     return url
 
+def _check_inputs(values:dict, sources:dict) -> None:
+    "Refuse customer columns named as model inputs that are sensitive, judged for fairness, keys, or named twice"
+    judged = {FAIRNESS_COLUMNS[a]: a for a in values['fairness_attributes']}
+    seen = {}
+    for key in ('customer_numbers', 'customer_categories'):
+        for col in values[key]:
+            why = ('a sensitive attribute, for fairness reporting only' if col in SENSITIVE_COLUMNS + ('age', 'age_band') else
+                   f"a fairness attribute ([fairness] fairness_attributes has {judged[col]}): the model is judged fair on it" if col in judged else
+                   'a key of the contract, not a fact about the customer' if col in ('customer_id', 'signup_date') else
+                   f"already named in {seen[col]}" if col in seen else None)
+            if why: raise SettingsError(f"[inputs] {key} names {col!r} ({sources[key]}), which is {why}: it cannot be a model input. "
+                                        f"Remove it from {key}" + (" or from fairness_attributes." if col in judged else "."))
+            seen[col] = key
+
 def _database_urls(values:dict, environ:dict):
     "The master-data, labels and state URLs: from the environment variables the policy names, else the defaults"
     def from_env(var, default, default_where):
@@ -211,6 +245,7 @@ def load_settings(path:str|Path, environ:dict|None=None, overrides:dict|None=Non
         sources[r.key] = where
     for name, url, where in _database_urls(values, environ):
         values[name], sources[name] = url, where
+    _check_inputs(values, sources)
     return Settings(path, values, sources, environ)
 
 # %% ../nbs/01_settings.ipynb #f7e70e65

@@ -115,11 +115,12 @@ def sales_between(rng, truth:pd.DataFrame, day0:int, day1:int, first_sale_id:int
     p_late = _sigmoid(-2.8 + 0.9 * risk) * np.where(near_end, 1.5, 1.0) + (sc.late_jump * on if active else 0)
     u = rng.random(n)
     status = np.select([u < p_ret, u < p_ret + p_unpaid, u < p_ret + p_unpaid + p_late], [3, 2, 1], 0)
+    paid = amount * np.select([status <= 1, status == 2], [1.0, rng.beta(1.0, 3.0, n)], 0.0)  # unpaid: a part at most; drawn last
     return pd.DataFrame(dict(
         sale_id=np.arange(first_sale_id, first_sale_id + n, dtype=np.int64), customer_id=truth.customer_id.to_numpy()[idx],
         sold_at=seconds, amount=np.round(amount, 2), category=np.array(cats, dtype=object)[cat],
         payment_method=np.array(PAYMENT_METHODS, dtype=object)[method],
-        payment_status=np.array(['paid', 'late', 'unpaid', 'returned'], dtype=object)[status]))
+        payment_status=np.array(['paid', 'late', 'unpaid', 'returned'], dtype=object)[status], paid_amount=np.round(paid, 2)))
 
 # %% ../nbs/04_synthetic.ipynb #4b318985
 def _iso_seconds(seconds:np.ndarray) -> list:
@@ -137,7 +138,7 @@ def _customer_columns(cust:pd.DataFrame) -> dict:
                 channel=cust.channel.tolist(), birth_date=_iso_days(cust.birth_day), gender=cust.gender.tolist())
 
 def _sales_columns(sales:pd.DataFrame) -> dict:
-    d = {c: sales[c].tolist() for c in ('sale_id', 'customer_id', 'amount', 'category', 'payment_method', 'payment_status')}
+    d = {c: sales[c].tolist() for c in ('sale_id', 'customer_id', 'amount', 'category', 'payment_method', 'payment_status', 'paid_amount')}
     return d | dict(sold_at=_iso_seconds(sales.sold_at.to_numpy()))
 
 def _outcome_columns(cust:pd.DataFrame) -> dict:
@@ -181,6 +182,10 @@ class SyntheticState:
                    int(d['next_customer_id']), int(d['next_sale_id']), float(d['daily_signups']))
 
 # %% ../nbs/04_synthetic.ipynb #c2d0616e
+def _generated(c:Contract) -> Contract:
+    "The contract tables the generator writes: under the policy's names, without the extra customer columns a policy may name as inputs"
+    return contract_tables(c.customers.name, c.sales.name, c.outcomes.name, c.customers.schema)
+
 def _drop_synthetic(engine:Engine, contract:Contract, state_t, truth_t):
     "Drop master data the generator made; refuse when the tables are not the generator's"
     insp = sa.inspect(engine)
@@ -197,7 +202,7 @@ def create_masterdata(engine:Engine, customers:int=20_000, seed:int=0, end:dt.da
                       scenario_name:str='none', scenario_start:dt.date|None=None, replace:bool=False,
                       contract:Contract|None=None, chunk:int=100_000, progress=None) -> SyntheticState:
     "Fill the database of `engine` with synthetic master data ending on `end` (default: yesterday)"
-    sc, contract = scenario(scenario_name), contract or contract_tables()
+    sc, contract = scenario(scenario_name), _generated(contract or contract_tables())
     end = end or dt.date.today() - dt.timedelta(days=1)
     scenario_start = scenario_start or end + dt.timedelta(days=1)
     state_t, truth_t = generator_tables(contract.customers.metadata)
@@ -245,7 +250,7 @@ def read_state(engine:Engine, contract:Contract|None=None) -> SyntheticState:
 
 def advance_masterdata(engine:Engine, days:int=1, scenario_name:str|None=None, contract:Contract|None=None, progress=None) -> SyntheticState:
     "Append `days` more days of synthetic customers, sales and outcomes; optionally switch `scenario_name` on"
-    contract = contract or contract_tables()
+    contract = _generated(contract or contract_tables())
     st = read_state(engine, contract)
     state_t, truth_t = generator_tables(contract.customers.metadata)
     if scenario_name is not None and scenario_name != st.scenario:

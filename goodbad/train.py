@@ -17,8 +17,9 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.impute import SimpleImputer
 from .core import code_version, package_versions
-from .features import NUMERIC, CATEGORICAL, FEATURES, labelled_features
+from .features import labelled_features, night_features, model_inputs
 from .settings import public_settings
 from .store import register_model, load_fact, live_models
 from .acquire import tonight_fingerprint
@@ -31,23 +32,24 @@ __all__ = ['CANDIDATES', 'THRESHOLDS', 'FRONTIER_TARGETS', 'make_candidate', 'pr
            'register_winner', 'TrainResult', 'train_tonight', 'no_model_reason']
 
 # %% ../nbs/40_train.ipynb #9ec6b8d5
-def _prepare(scale:bool) -> ColumnTransformer:
-    num = StandardScaler() if scale else 'passthrough'
-    return ColumnTransformer([('numbers', num, list(NUMERIC)),
-                              ('categories', OneHotEncoder(handle_unknown='ignore', sparse_output=False), list(CATEGORICAL))],
+def _prepare(scale:bool, numbers:list, categories:list) -> ColumnTransformer:
+    "Numbers as they are (missing ones filled with the median and scaled, for the linear model); categories one-hot"
+    num = Pipeline([('fill', SimpleImputer(strategy='median', keep_empty_features=True)), ('scale', StandardScaler())]) if scale else 'passthrough'
+    return ColumnTransformer([('numbers', num, list(numbers)),
+                              ('categories', OneHotEncoder(handle_unknown='ignore', sparse_output=False), list(categories))],
                              verbose_feature_names_out=False)
 
 CANDIDATES = {
-    'logistic_regression': lambda seed: Pipeline([('prepare', _prepare(True)), ('model', LogisticRegression(C=1.0, max_iter=2000))]),
-    'hist_gradient_boosting': lambda seed: Pipeline([('prepare', _prepare(False)), ('model', HistGradientBoostingClassifier(
-        learning_rate=0.08, max_iter=300, min_samples_leaf=40, l2_regularization=1.0, random_state=seed))]),
-    'random_forest': lambda seed: Pipeline([('prepare', _prepare(False)), ('model', RandomForestClassifier(
-        n_estimators=200, min_samples_leaf=5, max_samples=0.5, n_jobs=-1, random_state=seed))]),
+    'logistic_regression': lambda seed: (True, LogisticRegression(C=1.0, max_iter=2000)),
+    'hist_gradient_boosting': lambda seed: (False, HistGradientBoostingClassifier(
+        learning_rate=0.08, max_iter=300, min_samples_leaf=40, l2_regularization=1.0, random_state=seed)),
+    'random_forest': lambda seed: (False, RandomForestClassifier(n_estimators=200, min_samples_leaf=5, max_samples=0.5, n_jobs=-1, random_state=seed)),
 }
 
-def make_candidate(name:str, seed:int) -> Pipeline:
-    "A fresh, unfitted pipeline of candidate `name`"
-    return CANDIDATES[name](seed)
+def make_candidate(name:str, seed:int, numbers:list, categories:list=()) -> Pipeline:
+    "A fresh, unfitted pipeline of candidate `name` taking the columns `numbers` and `categories`"
+    scale, estimator = CANDIDATES[name](seed)
+    return Pipeline([('prepare', _prepare(scale, numbers, categories)), ('model', estimator)])
 
 # %% ../nbs/40_train.ipynb #1913c00a
 def precision_interval(bad_flagged, flagged, confidence:float):
@@ -183,6 +185,11 @@ class TrainingData:
     sampled_from: int
     split: str = 'time'  # 'time': the most recent outcomes are held out; 'random': a stratified random share
     note: str = ''
+    numbers: tuple = ()     # the model inputs that are numbers ...
+    categories: tuple = ()  # ... and categories
+
+    @property
+    def inputs(self) -> list: return [*self.numbers, *self.categories]
 
     def facts(self) -> dict:
         return dict(labelled=len(self.train) + len(self.holdout), train=len(self.train), holdout=len(self.holdout),
@@ -218,23 +225,26 @@ def split_labelled(labelled:pd.DataFrame, holdout_fraction:float, max_train:int,
 
 def tonight_training_data(night) -> TrainingData:
     "Tonight's labelled customers, split, under the night's policy"
-    p = night.settings
-    labelled = labelled_features(night.masterdata, night.contract, night.run_date, p.prediction_horizon_days)
-    return split_labelled(labelled, p.holdout_fraction, p.max_training_customers, p.random_seed)
+    p, features = night.settings, night_features(night.masterdata, night.contract)
+    labelled = labelled_features(night.masterdata, night.contract, night.run_date, p.prediction_horizon_days, features)
+    data = split_labelled(labelled, p.holdout_fraction, p.max_training_customers, p.random_seed)
+    data.numbers, data.categories = tuple(f.name for f in features if f.kind == 'number'), tuple(f.name for f in features if f.kind == 'category')
+    return data
 
 # %% ../nbs/40_train.ipynb #7691bd02
-def cross_validate_candidate(name:str, train:pd.DataFrame, folds:int, seed:int, by_time:bool=True) -> tuple[np.ndarray, float]:
-    "Out-of-fold scores of candidate `name` on `train`, and the seconds it took"
+def cross_validate_candidate(name:str, data:TrainingData, folds:int, seed:int) -> tuple[np.ndarray, float]:
+    "Out-of-fold scores of candidate `name` on the training customers of `data`, and the seconds it took"
     t0 = time.perf_counter()
-    cv = KFold(n_splits=folds, shuffle=False) if by_time else StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    scores = cross_val_predict(make_candidate(name, seed), train[list(FEATURES)], train.bad, cv=cv, method='predict_proba')[:, 1]
+    cv = KFold(n_splits=folds, shuffle=False) if data.split == 'time' else StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    model = make_candidate(name, seed, data.numbers, data.categories)
+    scores = cross_val_predict(model, data.train[data.inputs], data.train.bad, cv=cv, method='predict_proba')[:, 1]
     return scores, time.perf_counter() - t0
 
 def compare_candidates(data:TrainingData, policy, progress=None) -> tuple[pd.DataFrame, dict]:
     "One row per candidate of the policy: the recall the guarantee is expected to allow, and its out-of-fold scores"
     rows, oof, y = [], {}, data.train.bad.to_numpy()
     for name in policy.candidates:
-        scores, secs = cross_validate_candidate(name, data.train, policy.cv_folds, policy.random_seed, data.split == 'time')
+        scores, secs = cross_validate_candidate(name, data, policy.cv_folds, policy.random_seed)
         oof[name] = scores
         plan = plan_sequence(y, scores, len(data.holdout), policy.precision_target, policy.confidence_level)
         r = plan.expected_recall if plan else 0.0
@@ -252,16 +262,16 @@ def pick_winner(table:pd.DataFrame) -> str|None:
     return ok[ok.cv_recall >= best.cv_recall - best.cv_recall_se].candidate.iloc[0]
 
 # %% ../nbs/40_train.ipynb #4e66e888
-def fit_candidate(name:str, train:pd.DataFrame, seed:int):
-    "Candidate `name` fitted on all of `train`, and the seconds the fit took"
-    model, t0 = make_candidate(name, seed), time.perf_counter()
-    model.fit(train[list(FEATURES)], train.bad)
+def fit_candidate(name:str, data:TrainingData, seed:int):
+    "Candidate `name` fitted on all the training customers of `data`, and the seconds the fit took"
+    model, t0 = make_candidate(name, seed, data.numbers, data.categories), time.perf_counter()
+    model.fit(data.train[data.inputs], data.train.bad)
     return model, time.perf_counter() - t0
 
 def calibrate_winner(model, data:TrainingData, oof:np.ndarray, share:float, policy) -> tuple[Guarantee, pd.DataFrame, np.ndarray]:
     "The guarantee of `model` on the hold-out customers, the frontier, and its hold-out scores"
-    fit_scores = model.predict_proba(data.train[list(FEATURES)])[:, 1]
-    scores = model.predict_proba(data.holdout[list(FEATURES)])[:, 1]
+    fit_scores = model.predict_proba(data.train[data.inputs])[:, 1]
+    scores = model.predict_proba(data.holdout[data.inputs])[:, 1]
     y, yt = data.holdout.bad.to_numpy(), data.train.bad.to_numpy()
     frontier = guarantee_frontier(yt, oof, fit_scores, y, scores, policy.confidence_level)
     if share is None: return None, frontier, scores
@@ -278,19 +288,19 @@ def register_winner(night, name:str, model, fit_seconds:float, data:TrainingData
     iso = IsotonicRegression(out_of_bounds='clip', y_min=0, y_max=1).fit(holdout_scores, data.holdout.bad)
     calibration = dict(x=iso.X_thresholds_.round(6).tolist(), y=iso.y_thresholds_.round(6).tolist())
     population = sample_features(tonight_features(night), REFERENCE_SAMPLE, p.random_seed)
-    pop_scores = model.predict_proba(population[list(FEATURES)])[:, 1]
-    reference = reference_statistics(population, pop_scores, t, p.random_seed)
+    pop_scores = model.predict_proba(population[data.inputs])[:, 1]
+    reference = reference_statistics(population, pop_scores, t, p.random_seed, data.inputs)
     reference['estimate'] = pending_estimate(night, population.customer_id.to_numpy(), pop_scores, t, calibration)['estimate']  # the monitor's anchor
     known = data.holdout.head(25)
     details = dict(
         guarantee=guarantee.summary(), frontier=frontier, cv=dict(recall=row.cv_recall, precision=row.cv_precision, auc=row.cv_auc, start_share=row.start_share),
-        candidates=table, fit_seconds=fit_seconds, features=list(FEATURES),
+        candidates=table, fit_seconds=fit_seconds, features=data.inputs,
         training=data.facts() | dict(as_of=night.run_date, horizon_days=p.prediction_horizon_days, snapshot_hash=fingerprint.get('hash')),
         snapshot=fingerprint, code=code_version(), packages=package_versions(), policy=public_settings(p),
-        background=data.train[list(FEATURES)].sample(min(200, len(data.train)), random_state=p.random_seed).to_dict(orient='records'),
+        background=data.train[data.inputs].sample(min(200, len(data.train)), random_state=p.random_seed).to_dict(orient='records'),
         calibration=calibration, reference=reference, training_policy_hash=training_policy_hash(p),
-        known_rows=dict(customer_id=known.customer_id.tolist(), features=known[list(FEATURES)].to_dict(orient='records'),
-                        scores=model.predict_proba(known[list(FEATURES)])[:, 1].tolist()))
+        known_rows=dict(customer_id=known.customer_id.tolist(), features=known[data.inputs].to_dict(orient='records'),
+                        scores=model.predict_proba(known[data.inputs])[:, 1].tolist()))
     return register_model(night.state, night.model_store, model, run_id=night.run_id, run_date=night.run_date,
                           algorithm=name, threshold=t, details=details)
 
@@ -329,7 +339,7 @@ def train_tonight(night, progress=None) -> TrainResult:
     table, oof = compare_candidates(data, p, progress)
     name = pick_winner(table)
     shown = name or table.sort_values('cv_auc', ascending=False).candidate.iloc[0]
-    model, fit_seconds = fit_candidate(shown, data.train, p.random_seed)
+    model, fit_seconds = fit_candidate(shown, data, p.random_seed)
     share = table.set_index('candidate').start_share[shown] if name else None
     g, frontier, scores = calibrate_winner(model, data, oof[shown], share, p)
     if name is None: return TrainResult(table, oof, data, None, _no_candidate(table, data, p), None, frontier, shown)
