@@ -12,11 +12,12 @@ from .core import GoodbadError, ModelStoreError
 from .features import model_inputs
 from .store import find_models, get_model, load_model, live_models, save_fact, load_fact
 from .train import precision_interval, precision_curve, tonight_training_data
-from .monitor import calibrate, estimated_precision
+from .monitor import calibrate, estimated_precision, training_scoring_skew
+from .features import tonight_features, sample_features
 
 # %% auto #0
-__all__ = ['tonight_models', 'best_recall', 'holdout_figures', 'computational_figures', 'smoke_tests', 'Evaluation',
-           'evaluate_tonight', 'tonight_evaluation']
+__all__ = ['SKEW_SAMPLE', 'tonight_models', 'best_recall', 'holdout_figures', 'computational_figures', 'smoke_tests',
+           'Evaluation', 'evaluate_tonight', 'tonight_evaluation']
 
 # %% ../nbs/50_evaluate.ipynb #4d83c2d4
 def tonight_models(night) -> dict:
@@ -101,6 +102,8 @@ def smoke_tests(night, record, rows:pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(res)
 
 # %% ../nbs/50_evaluate.ipynb #39ca12b8
+SKEW_SAMPLE = 50_000  # tonight's customers on whom each model's training-scoring skew is measured
+
 @dataclass
 class Evaluation:
     "Tonight's evaluation: per model version, its role, hold-out figures, smoke tests and computational figures"
@@ -111,7 +114,7 @@ class Evaluation:
     def summary(self) -> dict:
         "What the release phase needs, as plain data"
         return {v: dict(role=m['role'], threshold=m['record'].threshold, figures=m['figures'], smoke=m['smoke'].to_dict(orient='records'),
-                        smoke_passed=bool(m['smoke'].passed.all()), compute=m['compute'], guarantee=m.get('guarantee')) for v, m in self.models.items()}
+                        smoke_passed=bool(m['smoke'].passed.all()), compute=m['compute'], guarantee=m.get('guarantee'), skew=m.get('skew')) for v, m in self.models.items()}
 
 def evaluate_tonight(night) -> Evaluation:
     "Measure the new model, the champion and the canary on tonight's hold-out, and keep the figures for the release"
@@ -119,7 +122,7 @@ def evaluate_tonight(night) -> Evaluation:
     if not any(models.values()): raise GoodbadError("there is no model to evaluate: training produced none tonight and none is in production")
     holdout = tonight_training_data(night).holdout
     if holdout.empty: raise GoodbadError(f"no hold-out customers tonight: no outcome was learned before {night.run_date}")
-    res = {}
+    res, tonight = {}, sample_features(tonight_features(night), SKEW_SAMPLE, policy.random_seed)
     for role, rec in models.items():
         if rec is None or rec.version in res: continue
         smoke = smoke_tests(night, rec, holdout)
@@ -130,7 +133,9 @@ def evaluate_tonight(night) -> Evaluation:
         if 'calibration' in rec.details:  # what the monitor would estimate here, were the outcomes not known
             figures['estimated_precision'] = estimated_precision(calibrate(rec.details['calibration'], scores[scores >= rec.threshold]))['estimate']
         compute = computational_figures(model, holdout, rec) if model is not None else {}
-        res[rec.version] = dict(role=role, record=rec, scores=scores, figures=figures, smoke=smoke, compute=compute, guarantee=rec.details.get('guarantee'))
+        skew = (training_scoring_skew(rec.details['training_reference'], tonight, model.predict_proba(tonight[model_inputs(model, tonight, rec.version)])[:, 1],
+                                      rec.threshold, policy) if model is not None and 'training_reference' in rec.details else None)
+        res[rec.version] = dict(role=role, record=rec, scores=scores, figures=figures, smoke=smoke, compute=compute, guarantee=rec.details.get('guarantee'), skew=skew)
     under_test = (models['new'] or models['champion'] or models['canary']).version
     ev = Evaluation(holdout, res, under_test)
     save_fact(night.state, night.run_id, 'evaluation', ev.summary())

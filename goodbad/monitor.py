@@ -11,16 +11,16 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from scipy import stats
 from .core import code_version, sha256_json, utcnow
-from .features import CATALOG, tonight_features, read_feature_batches, model_inputs
+from .features import CATALOG, tonight_features, read_feature_batches, sample_features, model_inputs
 from .store import STATE, REALIZED, MONITOR, RUN_FACTS, live_models, load_model, save_fact, load_fact, find_models
 from .train import precision_interval
 
 # %% auto #0
-__all__ = ['REFERENCE_SAMPLE', 'KEEP', 'EPS', 'TRAINING_KEYS', 'TREND_COLUMNS', 'reference_statistics', 'psi', 'feature_drift',
-           'calibrate', 'estimated_precision', 'outcome_pending', 'pending_estimate', 'anchored_estimate',
-           'realized_precision', 'count_matured_nights', 'realized_history', 'training_policy_hash', 'retrain_reasons',
-           'previous_nights', 'data_quality', 'quality_alerts', 'MonitorReport', 'champion_scores', 'monitor_tonight',
-           'trend_frame', 'plot_trend']
+__all__ = ['REFERENCE_SAMPLE', 'KEEP', 'EPS', 'TRAINING_KEYS', 'SKEW_SAMPLE', 'TREND_COLUMNS', 'reference_statistics', 'psi',
+           'feature_drift', 'training_scoring_skew', 'calibrate', 'estimated_precision', 'outcome_pending',
+           'pending_estimate', 'anchored_estimate', 'realized_precision', 'count_matured_nights', 'realized_history',
+           'training_policy_hash', 'retrain_reasons', 'previous_nights', 'data_quality', 'quality_alerts',
+           'MonitorReport', 'champion_scores', 'monitor_tonight', 'trend_frame', 'plot_trend']
 
 # %% ../nbs/30_monitor.ipynb #7cd37179
 REFERENCE_SAMPLE, KEEP, EPS = 100_000, 2_000, 1e-4
@@ -63,8 +63,8 @@ def feature_drift(name:str, values, ref:dict, policy) -> dict:
             return dict(feature=name, kind='number', psi=0.0, ks=None, wasserstein_iqr=None, unseen_share=None, unseen=None, drifted=False, why='no values to compare')
         p = psi(_shares(v, ref['edges']), ref['shares'])
         ks = float(stats.ks_2samp(v, sample).statistic)
-        iqr = np.subtract(*np.percentile(sample, [75, 25])) or (np.std(sample) or 1.0)
-        wd = float(stats.wasserstein_distance(v, sample) / iqr)
+        scale = max(np.subtract(*np.percentile(sample, [75, 25])), np.std(sample) / 2) or 1.0  # the IQR; half the spread of a value most hold at zero
+        wd = float(stats.wasserstein_distance(v, sample) / scale)
         why = [m for m, hit in (('PSI', p > policy.drift_psi_limit), ('KS', ks > policy.drift_ks_limit),
                                 ('Wasserstein', wd > policy.drift_wasserstein_limit)) if hit]
         return dict(feature=name, kind='number', psi=p, ks=ks, wasserstein_iqr=wd, unseen_share=None, unseen=None, drifted=bool(why), why=', '.join(why))
@@ -76,6 +76,22 @@ def feature_drift(name:str, values, ref:dict, policy) -> dict:
     why = [m for m, hit in (('PSI', p > policy.drift_psi_limit), ('unseen categories', unseen_share > policy.unseen_category_limit)) if hit]
     return dict(feature=name, kind='category', psi=p, ks=None, wasserstein_iqr=None, unseen_share=unseen_share,
                 unseen=', '.join(unseen) or None, drifted=bool(why), why=', '.join(why))
+
+# %% ../nbs/30_monitor.ipynb #d1fa64c6
+def training_scoring_skew(training:dict, frame:pd.DataFrame, scores, threshold:float, policy, top:int=3) -> dict:
+    "How differently tonight's customers are described than the hold-out the model was calibrated on: shares labelled bad, score PSI, the features that moved most"
+    scores = np.asarray(scores, float)
+    then, now = training['share_bad'], float(np.mean(scores >= threshold))
+    ratio = max(then, now) / max(min(then, now), 1e-9) if max(then, now) > 0 else 1.0
+    moved = pd.DataFrame([feature_drift(f, frame[f], r, policy) for f, r in training['features'].items() if f in frame]).sort_values('psi', ascending=False)
+    score_psi, ok = psi(_shares(scores, training['scores']['edges']), training['scores']['shares']), ratio <= policy.max_bad_share_skew
+    named = ', '.join(f"{r.feature} (PSI {r.psi:.2f})" for r in moved.head(top).itertuples())
+    msg = f"{then:.1%} of the hold-out customers were labelled bad and {now:.1%} tonight (x{ratio:.1f}); scores PSI {score_psi:.2f}; most different: {named}."
+    if not ok: msg += (" Training describes each customer as of known_on minus prediction_horizon_days, scoring as of the run date: if the outcome "
+                       "feed's known_on is not the day each outcome was learned (a backfill, one date for a whole month), the two describe customers "
+                       "at different moments. Check the dates of the outcome feed.")
+    return dict(share_holdout=then, share_tonight=now, ratio=ratio, score_psi=score_psi, passed=bool(ok), message=msg,
+                features=moved.head(10)[['feature', 'psi', 'ks']].to_dict(orient='records'))
 
 # %% ../nbs/30_monitor.ipynb #cd3228a9
 def calibrate(calibration:dict, scores) -> np.ndarray:
@@ -244,6 +260,7 @@ class MonitorReport:
     quality: dict
     reasons: list
     alerts: list
+    skew: dict|None = None  # the champion's training-scoring skew tonight
 
     @property
     def retrain(self) -> bool: return bool(self.reasons)
@@ -252,7 +269,8 @@ class MonitorReport:
         return dict(champion=self.champion, retrain=self.retrain, reasons=self.reasons, alerts=self.alerts,
                     drifted=[] if self.drift.empty else self.drift[self.drift.drifted].feature.tolist(),
                     max_psi=None if self.drift.empty else float(self.drift.psi.max()), prediction=self.prediction,
-                    estimate=self.estimate, estimate_reliable=self.reliable, latest_realized=self.latest_realized, quality=self.quality)
+                    estimate=self.estimate, estimate_reliable=self.reliable, latest_realized=self.latest_realized, quality=self.quality,
+                    skew=self.skew)
 
 def _latest_realized(state) -> dict|None:
     h = realized_history(state)
@@ -261,6 +279,15 @@ def _latest_realized(state) -> dict|None:
     known, bad = int(d.known.sum()), int(d.bad.sum())
     return dict(label_night=str(d.label_night.iloc[0]), labelled_bad=int(d.labelled_bad.sum()), known=known, bad=bad,
                 precision=bad / known if known else None)
+
+SKEW_SAMPLE = 50_000  # tonight's customers on whom the champion's training-scoring skew is measured
+
+def _champion_skew(champion, path, ids, scores, policy) -> dict|None:
+    "The champion's training-scoring skew on a sample of tonight's customers (None for a model trained before goodbad kept it)"
+    if 'training_reference' not in champion.details: return None
+    sample = sample_features(path, SKEW_SAMPLE, policy.random_seed)
+    sampled = pd.Series(scores, index=ids).loc[sample.customer_id].to_numpy()
+    return training_scoring_skew(champion.details['training_reference'], sample, sampled, champion.threshold, policy)
 
 def champion_scores(night, champion) -> np.ndarray:
     "The champion's scores of every customer tonight, read in batches"
@@ -277,7 +304,7 @@ def monitor_tonight(night) -> MonitorReport:
     quality = data_quality(night, tonight_fingerprint(night), path, previous)
     realized = count_matured_nights(night)
     latest = _latest_realized(night.state)
-    drift, prediction, estimate, reliable = pd.DataFrame(), None, None, True
+    drift, prediction, estimate, reliable, skew = pd.DataFrame(), None, None, True, None
     ref = champ.details.get('reference') if champ else None
     if champ is not None and ref is not None:
         f, scores = pq.ParquetFile(path), champion_scores(night, champ)  # scoring first: it checks tonight's features hold the champion's inputs
@@ -288,11 +315,13 @@ def monitor_tonight(night) -> MonitorReport:
         ids = pq.read_table(path, columns=['customer_id']).column(0).to_numpy()
         estimate = anchored_estimate(pending_estimate(night, ids, scores, champ.threshold, champ.details['calibration']), champ.details)
         reliable = not drift.drifted.any() and prediction['psi'] <= p.prediction_psi_limit
+        skew = _champion_skew(champ, path, ids, scores, p)
     nights_old = sum(1 for x in previous if champ is not None and dt.date.fromisoformat(x['run_date']) > champ.run_date) + 1
     reasons = retrain_reasons(champ, night.run_date, drift, prediction, estimate, latest, p, nights_old)
     alerts = quality_alerts(quality) + [r for r in reasons if r.startswith(('data drift', 'prediction drift', 'realized', 'estimated'))]
+    if skew is not None and not skew['passed']: alerts.append(f"training-scoring skew of the champion: {skew['message']}")
     if champ is not None and ref is None: reasons.append('the champion has no stored reference statistics (trained by an older goodbad): retrain to monitor drift')
-    rep = MonitorReport(champ.version if champ else None, drift, prediction, estimate, reliable, realized, latest, quality, reasons, alerts)
+    rep = MonitorReport(champ.version if champ else None, drift, prediction, estimate, reliable, realized, latest, quality, reasons, alerts, skew)
     save_fact(night.state, night.run_id, 'monitor', rep.summary())
     with night.state.begin() as conn:
         conn.execute(MONITOR.delete().where(MONITOR.c.run_date == sa.literal(night.run_date, sa.Date)))

@@ -47,6 +47,9 @@ def challenger_gates(version:str, evaluation:dict, fairness:dict, explanation:di
         _guarantee_gate(ev.get('guarantee') or {}, policy),
         _gate('hold-out recall', round(f['recall'] or 0, 4), f">= {policy.min_recall}", (f['recall'] or 0) >= policy.min_recall)]
     if champ is not None: gates.append(_against_champion(f, champ['figures'], policy))
+    sk = ev.get('skew')
+    gates.append(_gate('training and scoring describe customers alike', sk['message'] if sk else 'not measured',
+                       f"share labelled bad within x{policy.max_bad_share_skew} of the hold-out's", bool(sk and sk['passed'])))
     fair_ok = fairness.get('version') == version and fairness['passed']
     gates += [
         _gate('fairness limits', 'within every limit' if fair_ok else '; '.join(fairness.get('failures') or ['not judged tonight']), 'settings [fairness]', fair_ok),

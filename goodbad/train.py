@@ -299,6 +299,7 @@ def register_winner(night, name:str, model, fit_seconds:float, data:TrainingData
         snapshot=fingerprint, code=code_version(), packages=package_versions(), policy=public_settings(p),
         background=data.train[data.inputs].sample(min(200, len(data.train)), random_state=p.random_seed).to_dict(orient='records'),
         calibration=calibration, reference=reference, training_policy_hash=training_policy_hash(p),
+        training_reference=reference_statistics(data.holdout, holdout_scores, t, p.random_seed, data.inputs),  # for the training-scoring skew
         known_rows=dict(customer_id=known.customer_id.tolist(), features=known[data.inputs].to_dict(orient='records'),
                         scores=model.predict_proba(known[data.inputs])[:, 1].tolist()))
     return register_model(night.state, night.model_store, model, run_id=night.run_id, run_date=night.run_date,

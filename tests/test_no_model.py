@@ -16,12 +16,3 @@ def test_a_night_without_a_model_says_why_and_exits_3(tmp_path):
     assert 'model in production stays' not in res.stdout
     tables = {r[0] for r in sqlite3.connect(ws.masterdata).execute("select name from sqlite_master where type = 'table'")}
     assert 'customer_labels' not in tables, 'nothing is labelled'
-
-    # the same night again, with a model that meets the target but whose fairness no one can judge (every group smaller
-    # than the policy's minimum): the policy blocks it, and the reason names the fairness gate
-    res = ws.nightly(check=3, env={'GOODBAD_MIN_GROUP_SIZE': '100000'})
-    m = ws.manifest()
-    assert m['status'] == 'no_model' and m['run_id'].endswith('.2')
-    assert 'no model is in production after tonight\'s release' in m['no_model'] and 'fairness limits' in m['no_model'], m['no_model']
-    assert m['fairness']['passed'] is False and all('cannot judge' in f for f in m['fairness']['failures']), m['fairness']
-    assert [p['status'] for p in m['phases']][-2:] == ['succeeded', 'skipped']

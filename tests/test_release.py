@@ -127,13 +127,15 @@ def branch(world, dest):
 
 
 @pytest.mark.xdist_group("first")
-def test_a_challenger_over_a_fairness_limit_never_goes_live(first_night, tmp_path):
+def test_a_challenger_the_fairness_check_blocks_never_goes_live(first_night, tmp_path):
+    "No group large enough to judge: the check cannot be made, and the shipped policy (when_cannot_judge = block) blocks"
     w = branch(first_night, tmp_path / 'w')
     w.advance(WEEK)
-    n = w.night(D1 + dt.timedelta(days=WEEK), min_selection_rate_ratio=0.999, min_group_size=5)
+    n = w.night(D1 + dt.timedelta(days=WEEK), min_group_size=100_000)
     new = n.results['train'].winner
     gates = n.results['release'].gates[new.version].set_index('gate')
-    assert not gates.loc['fairness limits', 'passed'] and 'selection_rate' in n.results['fairness'].verdicts.query("verdict == 'fail'").metric.tolist()
+    assert not gates.loc['fairness limits', 'passed'] and set(n.results['fairness'].verdicts.verdict) == {'cannot judge'}
+    assert 'cannot judge' in gates.loc['fairness limits', 'figure']
     assert status(n, new.version) == 'rejected'
     assert 'fairness limits' in model_events(n.state, new.version)[-1]['note']
     assert new.version not in {v for v, *_ in labels(n)}, 'it never labels anyone'
