@@ -11,7 +11,7 @@ from .night import find_settings
 
 # %% auto #0
 __all__ = ['NO_MODEL', 'EXIT_STATUSES', 'cmd_nightly', 'cmd_masterdata_create', 'cmd_masterdata_advance', 'cmd_approve',
-           'cmd_reject', 'cmd_promote', 'cmd_rollback', 'cmd_simulate', 'cmd_models', 'parser', 'main']
+           'cmd_reject', 'cmd_promote', 'cmd_rollback', 'cmd_simulate', 'cmd_frontier', 'cmd_models', 'parser', 'main']
 
 # %% ../nbs/99_cli.ipynb #c2479ec3
 def _say(msg:str) -> None: print(msg, flush=True)
@@ -133,6 +133,26 @@ def cmd_simulate(args) -> int:
     _say(f"done: {len(rows)} nights; the executed notebooks are in {world/'runs'}; the trend is at the end of {world/'runs'/last['date']/'30_monitor.html'}")
     return 0 if all(r['status'] == 'succeeded' for r in rows) else 1
 
+def cmd_frontier(args) -> int:
+    "goodbad frontier: the recall the precision guarantee allows at each target on tonight's data, without running a night"
+    import shutil, tempfile
+    from pathlib import Path
+    from goodbad.night import Night, ensure_demo_masterdata
+    from goodbad.train import frontier_tonight
+    settings = load_settings(find_settings(args.settings))
+    day = parse_date(args.date, '--date') if args.date else dt.date.today()
+    ensure_demo_masterdata(settings, day)
+    scratch = Path(tempfile.mkdtemp(prefix='goodbad-frontier-'))
+    try: f, name, data = frontier_tonight(Night(day, f'{day}.frontier', scratch, settings), args.candidate)
+    finally: shutil.rmtree(scratch, ignore_errors=True)
+    _say(f"what each precision target would cost on {day}: {name} fitted on {len(data.train):,} customers, its threshold chosen by the guarantee "
+         f"on {len(data.holdout):,} hold-out customers ({int(data.holdout.bad.sum()):,} bad); precision held at {settings.confidence_level:.0%} confidence")
+    _say(f"{'target':>8} {'recall':>7} {'labelled bad':>13}")
+    for r in f.itertuples():
+        _say(f"{r.target:>8.3g} {r.recall:>7.1%} {r.flagged:>13,}" + ('' if r.reachable else '   not reachable tonight')
+             + ('   <- precision_target in settings.ini' if abs(r.target - settings.precision_target) < 1e-9 else ''))
+    return 0
+
 def cmd_models(args) -> int:
     "goodbad models: the registered model versions and their statuses"
     from goodbad.contract import make_engine
@@ -141,11 +161,11 @@ def cmd_models(args) -> int:
     state = init_state(make_engine(settings.state_url))
     models = find_models(state)
     if not models: _say('no model registered yet'); return 0
-    _say(f"{'version':<48} {'status':<11} {'threshold':>9} {'cv recall':>9}  status since, by: note")
+    _say(f"{'version':<48} {'status':<11} {'threshold':>9} {'recall':>7}  status since, by: note   (recall: on its hold-out, at the guaranteed threshold)")
     notes = {e['version']: e['note'] for e in model_events(state)}
     for m in models:
-        cv = m.details.get('cv', {})
-        _say(f"{m.version:<48} {m.status:<11} {m.threshold:>9.4f} {cv.get('recall') or 0:>9.3f}  {m.status_at:%Y-%m-%d %H:%M}, {m.status_by}: {notes.get(m.version, '')}")
+        recall = (m.details.get('guarantee') or m.details.get('cv') or {}).get('recall') or 0
+        _say(f"{m.version:<48} {m.status:<11} {m.threshold:>9.4f} {recall:>7.3f}  {m.status_at:%Y-%m-%d %H:%M}, {m.status_by}: {notes.get(m.version, '')}")
     return 0
 
 # %% ../nbs/99_cli.ipynb #26a88a83
@@ -174,6 +194,10 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument('--scenario', choices=list(SCENARIOS), help='switch this drift scenario on from the first new day')
     a.add_argument('--url', help='target database URL (default: the master data of settings.ini)')
     a.set_defaults(func=cmd_masterdata_advance)
+    fr = sub.add_parser('frontier', help='the recall the precision guarantee allows at each target, on tonight\'s data, without running a night')
+    fr.add_argument('--date', help='the night, YYYY-MM-DD (default: today)')
+    fr.add_argument('--candidate', help='the algorithm (default: the first of the policy\'s candidates, its baseline)')
+    fr.set_defaults(func=cmd_frontier)
     m = sub.add_parser('models', help='the registered model versions and their statuses')
     m.set_defaults(func=cmd_models)
     for name, func, what in (('approve', cmd_approve, 'approve a challenger: it starts its canary at the next night'),

@@ -20,7 +20,8 @@ __all__ = ['REFERENCE_SAMPLE', 'KEEP', 'EPS', 'TRAINING_KEYS', 'SKEW_SAMPLE', 'T
            'feature_drift', 'training_scoring_skew', 'calibrate', 'estimated_precision', 'outcome_pending',
            'pending_estimate', 'anchored_estimate', 'realized_precision', 'count_matured_nights', 'realized_history',
            'training_policy_hash', 'retrain_reasons', 'previous_nights', 'data_quality', 'quality_alerts',
-           'MonitorReport', 'champion_scores', 'monitor_tonight', 'trend_frame', 'plot_trend']
+           'MonitorReport', 'population_reference', 'population_drift', 'champion_scores', 'monitor_tonight',
+           'trend_frame', 'plot_trend']
 
 # %% ../nbs/30_monitor.ipynb #7cd37179
 REFERENCE_SAMPLE, KEEP, EPS = 100_000, 2_000, 1e-4
@@ -84,7 +85,8 @@ def training_scoring_skew(training:dict, frame:pd.DataFrame, scores, threshold:f
     then, now = training['share_bad'], float(np.mean(scores >= threshold))
     ratio = max(then, now) / max(min(then, now), 1e-9) if max(then, now) > 0 else 1.0
     moved = pd.DataFrame([feature_drift(f, frame[f], r, policy) for f, r in training['features'].items() if f in frame]).sort_values('psi', ascending=False)
-    score_psi, ok = psi(_shares(scores, training['scores']['edges']), training['scores']['shares']), ratio <= policy.max_bad_share_skew
+    score_psi = psi(_shares(scores, training['scores']['edges']), training['scores']['shares'])
+    ok = ratio <= policy.max_bad_share_skew and score_psi <= policy.max_skew_score_psi
     named = ', '.join(f"{r.feature} (PSI {r.psi:.2f})" for r in moved.head(top).itertuples())
     msg = f"{then:.1%} of the hold-out customers were labelled bad and {now:.1%} tonight (x{ratio:.1f}); scores PSI {score_psi:.2f}; most different: {named}."
     if not ok: msg += (" Training describes each customer as of known_on minus prediction_horizon_days, scoring as of the run date: if the outcome "
@@ -197,8 +199,9 @@ def retrain_reasons(champion, run_date:dt.date, drift:pd.DataFrame, prediction:d
         reasons.append(f"data drift: {len(moved)} feature(s) moved ({', '.join(f'{r.feature} ({r.why})' for r in moved.itertuples())})")
     if prediction and prediction['psi'] > policy.prediction_psi_limit:
         reasons.append(f"prediction drift: the scores' PSI is {prediction['psi']:.3f} (limit {policy.prediction_psi_limit})")
-    if realized and realized['known'] >= policy.min_realized_outcomes and realized['precision'] < policy.precision_target:
-        reasons.append(f"realized precision {realized['precision']:.3f} on the labels of {realized['label_night']} ({realized['known']} outcomes) is below the target {policy.precision_target}")
+    if realized and realized['known'] >= policy.min_realized_outcomes and (realized.get('high') or realized['precision']) < policy.precision_target:
+        reasons.append(f"realized precision {realized['precision']:.3f} on the labels of {realized['label_night']} ({realized['known']} outcomes; "
+                       f"{policy.confidence_level:.0%} interval up to {realized.get('high') or realized['precision']:.3f}) is below the target {policy.precision_target}")
     if estimate and estimate.get('estimate') is not None and estimate['estimate'] < policy.precision_target:
         reasons.append(f"estimated precision {estimate['estimate']:.3f} tonight is below the target {policy.precision_target}")
     age = (run_date - champion.run_date).days if nights_old is None else nights_old
@@ -272,15 +275,29 @@ class MonitorReport:
                     estimate=self.estimate, estimate_reliable=self.reliable, latest_realized=self.latest_realized, quality=self.quality,
                     skew=self.skew)
 
-def _latest_realized(state) -> dict|None:
+def _latest_realized(state, confidence:float=0.95) -> dict|None:
     h = realized_history(state)
     if h.empty: return None
     d = h[h.label_night == h.label_night.max()]
     known, bad = int(d.known.sum()), int(d.bad.sum())
+    low, high = precision_interval(bad, known, confidence) if known else (None, None)
     return dict(label_night=str(d.label_night.iloc[0]), labelled_bad=int(d.labelled_bad.sum()), known=known, bad=bad,
-                precision=bad / known if known else None)
+                precision=bad / known if known else None, low=float(low) if known else None, high=float(high) if known else None)
 
 SKEW_SAMPLE = 50_000  # tonight's customers on whom the champion's training-scoring skew is measured
+
+def population_reference(night) -> dict:
+    "The shares of each fairness attribute's groups among tonight's customers: who a model is trained among, beyond its inputs"
+    from goodbad.fairness import sensitive_attributes
+    attrs = sensitive_attributes(night.masterdata, night.contract, night.run_date, labelled_only=False)
+    return {a: dict(kind='category', shares=attrs[a].astype(str).value_counts(normalize=True).round(8).to_dict()) for a in night.settings.fairness_attributes}
+
+def population_drift(night, reference:dict|None, policy) -> list[dict]:
+    "Tonight's drift of each fairness attribute's groups against the champion's training night (a new market shows here first)"
+    if not reference: return []
+    from goodbad.fairness import sensitive_attributes
+    attrs = sensitive_attributes(night.masterdata, night.contract, night.run_date, labelled_only=False)
+    return [feature_drift(f"{a} (customers)", attrs[a], r, policy) for a, r in reference.items() if a in attrs]
 
 def _champion_skew(champion, path, ids, scores, policy) -> dict|None:
     "The champion's training-scoring skew on a sample of tonight's customers (None for a model trained before goodbad kept it)"
@@ -303,12 +320,13 @@ def monitor_tonight(night) -> MonitorReport:
     previous = previous_nights(night.state, night.run_date)
     quality = data_quality(night, tonight_fingerprint(night), path, previous)
     realized = count_matured_nights(night)
-    latest = _latest_realized(night.state)
+    latest = _latest_realized(night.state, p.confidence_level)
     drift, prediction, estimate, reliable, skew = pd.DataFrame(), None, None, True, None
     ref = champ.details.get('reference') if champ else None
     if champ is not None and ref is not None:
         f, scores = pq.ParquetFile(path), champion_scores(night, champ)  # scoring first: it checks tonight's features hold the champion's inputs
-        drift = pd.DataFrame([feature_drift(name, f.read(columns=[name]).column(0).to_numpy(zero_copy_only=False), r, p) for name, r in ref['features'].items()])
+        drift = pd.DataFrame([feature_drift(name, f.read(columns=[name]).column(0).to_numpy(zero_copy_only=False), r, p) for name, r in ref['features'].items()]
+                             + population_drift(night, ref.get('population'), p))
         flagged = scores >= champ.threshold
         prediction = dict(psi=psi(_shares(scores, ref['scores']['edges']), ref['scores']['shares']), share_bad=float(flagged.mean()),
                           reference_share_bad=ref['share_bad'], ks=float(stats.ks_2samp(scores, ref['scores']['sample']).statistic))

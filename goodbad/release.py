@@ -49,7 +49,7 @@ def challenger_gates(version:str, evaluation:dict, fairness:dict, explanation:di
     if champ is not None: gates.append(_against_champion(f, champ['figures'], policy))
     sk = ev.get('skew')
     gates.append(_gate('training and scoring describe customers alike', sk['message'] if sk else 'not measured',
-                       f"share labelled bad within x{policy.max_bad_share_skew} of the hold-out's", bool(sk and sk['passed'])))
+                       f"share labelled bad within x{policy.max_bad_share_skew} of the hold-out's, scores PSI <= {policy.max_skew_score_psi}", bool(sk and sk['passed'])))
     fair_ok = fairness.get('version') == version and fairness['passed']
     gates += [
         _gate('fairness limits', 'within every limit' if fair_ok else '; '.join(fairness.get('failures') or ['not judged tonight']), 'settings [fairness]', fair_ok),

@@ -81,6 +81,7 @@ RULES = (
     Rule('release', 'canary_max_bad_share_ratio', 'float', 1.5, 'largest allowed ratio between the canary\'s and the champion\'s share labelled bad on the canary slice', 1.0, 10.0),
     Rule('release', 'max_recall_drop', 'float', 0.02, 'how far a challenger\'s hold-out recall may fall below the champion\'s on the same customers, where the champion holds the target', 0.0, 0.5),
     Rule('release', 'max_bad_share_skew', 'float', 3.0, 'largest factor between the share labelled bad on the hold-out and tonight, for the same model', 1.0, 1000.0),
+    Rule('release', 'max_skew_score_psi', 'float', 0.1, 'largest population stability index between a model\'s scores of its hold-out and of tonight\'s customers', 0.001, 10.0),
     Rule('release', 'min_scoring_rows_per_second', 'int', 5000, 'slowest acceptable scoring', 1, 100_000_000),
     Rule('release', 'max_scoring_memory_mb', 'int', 1024, 'most memory scoring 50,000 customers may take', 1, 1_000_000),
     Rule('release', 'max_model_size_mb', 'int', 200, 'largest acceptable model artifact', 1, 100_000),

@@ -18,7 +18,7 @@ from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict, t
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.impute import SimpleImputer
-from .core import code_version, package_versions
+from .core import GoodbadError, code_version, package_versions
 from .features import labelled_features, night_features, model_inputs
 from .settings import public_settings
 from .store import register_model, load_fact, live_models
@@ -29,7 +29,7 @@ __all__ = ['CANDIDATES', 'THRESHOLDS', 'FRONTIER_TARGETS', 'make_candidate', 'pr
            'flagged_counts', 'Guarantee', 'guarantee_threshold', 'precision_curve', 'SequencePlan', 'plan_sequence',
            'start_threshold', 'guarantee_frontier', 'TrainingData', 'split_labelled', 'tonight_training_data',
            'cross_validate_candidate', 'compare_candidates', 'pick_winner', 'fit_candidate', 'calibrate_winner',
-           'register_winner', 'TrainResult', 'train_tonight', 'no_model_reason']
+           'register_winner', 'TrainResult', 'train_tonight', 'no_model_reason', 'frontier_tonight']
 
 # %% ../nbs/40_train.ipynb #9ec6b8d5
 def _prepare(scale:bool, numbers:list, categories:list) -> ColumnTransformer:
@@ -273,7 +273,7 @@ def calibrate_winner(model, data:TrainingData, oof:np.ndarray, share:float, poli
     fit_scores = model.predict_proba(data.train[data.inputs])[:, 1]
     scores = model.predict_proba(data.holdout[data.inputs])[:, 1]
     y, yt = data.holdout.bad.to_numpy(), data.train.bad.to_numpy()
-    frontier = guarantee_frontier(yt, oof, fit_scores, y, scores, policy.confidence_level)
+    frontier = guarantee_frontier(yt, oof, fit_scores, y, scores, policy.confidence_level, sorted({*FRONTIER_TARGETS, policy.precision_target}))
     if share is None: return None, frontier, scores
     g = guarantee_threshold(y, scores, start_threshold(fit_scores, share), policy.precision_target, policy.confidence_level)
     return g, frontier, scores
@@ -282,7 +282,7 @@ def calibrate_winner(model, data:TrainingData, oof:np.ndarray, share:float, poli
 def register_winner(night, name:str, model, fit_seconds:float, data:TrainingData, table:pd.DataFrame, guarantee:Guarantee,
                     frontier:pd.DataFrame, holdout_scores:np.ndarray, fingerprint:dict):
     "Register the fitted winner with its guarantee and what monitoring needs; returns its registry record"
-    from goodbad.monitor import reference_statistics, training_policy_hash, REFERENCE_SAMPLE, pending_estimate
+    from goodbad.monitor import reference_statistics, training_policy_hash, REFERENCE_SAMPLE, pending_estimate, population_reference
     from goodbad.features import tonight_features, sample_features
     p, row, t = night.settings, table.set_index('candidate').loc[name], guarantee.threshold
     iso = IsotonicRegression(out_of_bounds='clip', y_min=0, y_max=1).fit(holdout_scores, data.holdout.bad)
@@ -291,6 +291,7 @@ def register_winner(night, name:str, model, fit_seconds:float, data:TrainingData
     pop_scores = model.predict_proba(population[data.inputs])[:, 1]
     reference = reference_statistics(population, pop_scores, t, p.random_seed, data.inputs)
     reference['estimate'] = pending_estimate(night, population.customer_id.to_numpy(), pop_scores, t, calibration)['estimate']  # the monitor's anchor
+    reference['population'] = population_reference(night)  # who it was trained among, beyond its inputs (a new market shows here)
     known = data.holdout.head(25)
     details = dict(
         guarantee=guarantee.summary(), frontier=frontier, cv=dict(recall=row.cv_recall, precision=row.cv_precision, auc=row.cv_auc, start_share=row.start_share),
@@ -365,3 +366,16 @@ def no_model_reason(result:TrainResult, live:dict, policy) -> str|None:
     elif result.data is not None: reach = f" More outcomes are needed: {len(result.data.train) + len(result.data.holdout):,} are known so far."
     return f"no model is in production and tonight's training produced none: {result.message}{reach}"
 
+
+# %% ../nbs/40_train.ipynb #b4c818e3
+def frontier_tonight(night, candidate:str|None=None) -> tuple[pd.DataFrame, str, TrainingData]:
+    "The frontier of tonight's data for `candidate` (default: the policy's first, its baseline); nothing is registered"
+    p, name = night.settings, candidate or night.settings.candidates[0]
+    if name not in CANDIDATES: raise GoodbadError(f"unknown candidate {name!r}: choose one of {', '.join(CANDIDATES)}")
+    data = tonight_training_data(night)
+    if len(data.train) < p.min_training_customers or data.holdout.bad.sum() < 5:
+        raise GoodbadError(f"only {len(data.train) + len(data.holdout):,} customers have a known outcome before {night.run_date}: too few for a frontier "
+                           f"(the policy trains on {p.min_training_customers:,} at least)")
+    oof, _ = cross_validate_candidate(name, data, p.cv_folds, p.random_seed)
+    model, _ = fit_candidate(name, data, p.random_seed)
+    return calibrate_winner(model, data, oof, None, p)[1], name, data

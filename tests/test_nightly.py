@@ -123,3 +123,15 @@ def test_a_second_run_at_once_is_refused(night):
     with RunLock(night.runs, 'a run started by the test'):
         res = night.nightly(check=2)
     assert 'another goodbad run is in progress (a run started by the test' in res.stderr
+
+
+@pytest.mark.xdist_group("night")
+def test_the_frontier_is_printed_without_running_a_night(night):
+    runs_before = sorted(p.name for p in night.runs.iterdir())
+    res = night.run('frontier', '--date', RUN_DATE, check=0)
+    assert 'what each precision target would cost' in res.stdout and '<- precision_target in settings.ini' in res.stdout
+    rows = [l.split() for l in res.stdout.splitlines() if l.strip()[:1].isdigit()]
+    assert [float(r[0]) for r in rows][:3] == [0.5, 0.6, 0.7] and len(rows) >= 10
+    recall = [float(r[1].rstrip('%')) for r in rows]
+    assert recall[0] >= recall[-1], 'a higher target never allows more recall here'
+    assert sorted(p.name for p in night.runs.iterdir()) == runs_before, 'no night was run'

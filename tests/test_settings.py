@@ -46,3 +46,11 @@ def test_a_missing_settings_file(tmp_path):
     from conftest import goodbad
     res = goodbad('--settings', str(tmp_path / 'nope.ini'), 'nightly', check=2)
     assert 'does not exist' in res.stderr
+
+
+@pytest.mark.xdist_group("night")
+def test_a_fairness_attribute_named_as_a_model_input(ws):
+    text = ws.settings.read_text().replace('customer_categories =', 'customer_categories = product, country')
+    ws.settings.write_text(text)
+    _refused(ws, ws.nightly(check=None), "[inputs] customer_categories names 'country'", "which is a fairness attribute",
+             "Remove it from customer_categories or from fairness_attributes.")
