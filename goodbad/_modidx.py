@@ -75,7 +75,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                   'goodbad.evaluate.holdout_figures': ('evaluate.html#holdout_figures', 'goodbad/evaluate.py'),
                                   'goodbad.evaluate.smoke_tests': ('evaluate.html#smoke_tests', 'goodbad/evaluate.py'),
                                   'goodbad.evaluate.tonight_evaluation': ('evaluate.html#tonight_evaluation', 'goodbad/evaluate.py'),
-                                  'goodbad.evaluate.tonight_models': ('evaluate.html#tonight_models', 'goodbad/evaluate.py')},
+                                  'goodbad.evaluate.tonight_models': ('evaluate.html#tonight_models', 'goodbad/evaluate.py'),
+                                  'goodbad.evaluate.unpaid_more': ('evaluate.html#unpaid_more', 'goodbad/evaluate.py')},
             'goodbad.explain': { 'goodbad.explain.ExplainReport': ('explain.html#explainreport', 'goodbad/explain.py'),
                                  'goodbad.explain.ExplainReport.importance': ( 'explain.html#explainreport.importance',
                                                                                'goodbad/explain.py'),
@@ -329,6 +330,5 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'goodbad.train.precision_p_values': ('train.html#precision_p_values', 'goodbad/train.py'),
                                'goodbad.train.register_winner': ('train.html#register_winner', 'goodbad/train.py'),
                                'goodbad.train.split_labelled': ('train.html#split_labelled', 'goodbad/train.py'),
-                               'goodbad.train.start_threshold': ('train.html#start_threshold', 'goodbad/train.py'),
                                'goodbad.train.tonight_training_data': ('train.html#tonight_training_data', 'goodbad/train.py'),
                                'goodbad.train.train_tonight': ('train.html#train_tonight', 'goodbad/train.py')}}}

@@ -79,7 +79,7 @@ def type_family(column:sa.Column) -> str:
     "The family the contract expects of `column`'s type"
     t = column.type
     if isinstance(t, sa.Integer): return 'integer'
-    if isinstance(t, sa.Numeric): return 'number'
+    if isinstance(t, (sa.Numeric, sa.Float)): return 'number'
     if isinstance(t, sa.DateTime): return 'timestamp'
     if isinstance(t, sa.Date): return 'date'
     return 'text'

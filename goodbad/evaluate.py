@@ -16,8 +16,8 @@ from .monitor import calibrate, estimated_precision, training_scoring_skew
 from .features import tonight_features, sample_features
 
 # %% auto #0
-__all__ = ['SKEW_SAMPLE', 'tonight_models', 'best_recall', 'holdout_figures', 'computational_figures', 'smoke_tests',
-           'Evaluation', 'evaluate_tonight', 'tonight_evaluation']
+__all__ = ['SKEW_SAMPLE', 'tonight_models', 'best_recall', 'holdout_figures', 'computational_figures', 'unpaid_more',
+           'smoke_tests', 'Evaluation', 'evaluate_tonight', 'tonight_evaluation']
 
 # %% ../nbs/50_evaluate.ipynb #4d83c2d4
 def tonight_models(night) -> dict:
@@ -63,6 +63,15 @@ def computational_figures(model, rows:pd.DataFrame, record, batch:int=50_000) ->
                 model_size_mb=record.size_bytes / 2**20)
 
 # %% ../nbs/50_evaluate.ipynb #a15fbd36
+def unpaid_more(X:pd.DataFrame) -> pd.DataFrame|None:
+    "The customers of `X` as if 30% more of their purchases had gone unpaid: every unpaid figure among the inputs moves together"
+    if not {'share_unpaid', 'amount_mean'} <= set(X.columns): return None
+    share = lambda c: np.minimum(c + 0.3, 1.0)
+    moves = {'share_unpaid': share, 'share_unpaid_90d': share, 'share_unpaid_365d': share, 'unpaid_amount': lambda c: c + X.amount_mean,
+             'unpaid_amount_90d': lambda c: c + X.amount_mean, 'balance_unpaid': lambda c: c + X.amount_mean,
+             'paid_share': lambda c: np.maximum(c - 0.3, 0.0), 'paid_share_90d': lambda c: np.maximum(c - 0.3, 0.0)}
+    return X.assign(**{k: f(X[k]) for k, f in moves.items() if k in X.columns})
+
 def smoke_tests(night, record, rows:pd.DataFrame) -> pd.DataFrame:
     "Run the smoke tests on the stored artifact of `record`; one row per test with pass/fail and what was seen"
     res = []
@@ -91,8 +100,8 @@ def smoke_tests(night, record, rows:pd.DataFrame) -> pd.DataFrame:
         return bool(np.isfinite(s).all()), f"unknown {', '.join(cats)} scored" if cats else 'no category among its inputs'
     def direction():
         X = rows[inputs()].head(500)
-        if not {'share_unpaid', 'unpaid_amount', 'amount_mean'} <= set(X.columns): return True, 'not applicable: the unpaid figures are not among its inputs'
-        worse = X.assign(share_unpaid=np.minimum(X.share_unpaid + 0.3, 1.0), unpaid_amount=X.unpaid_amount + X.amount_mean)
+        worse = unpaid_more(X)
+        if worse is None: return True, 'not applicable: the unpaid figures are not among its inputs'
         d = float(np.mean(m.predict_proba(worse)[:, 1] - m.predict_proba(X)[:, 1]))
         return d >= 0, f"mean score change {d:+.3f} when 30% more purchases go unpaid"
     for name, fn in (('reproduces the scores of known customers', known), ('scores every customer, between 0 and 1', complete),

@@ -102,7 +102,7 @@ CATALOG = [
 def customer_inputs(contract:Contract) -> list[Feature]:
     "The customer columns the policy names as model inputs, as features (their missing values stay missing)"
     cols = [c for c in contract.customers.columns if c.info.get('input')]
-    return [Feature(c.name, f"{c.name.replace('_', ' ')} (customers table)", lambda t, n=c.name: t.column(n), kind=c.info['input'],
+    return [Feature(str(c.name), f"{c.name.replace('_', ' ')} (customers table)", lambda t, n=str(c.name): t.column(n), kind=c.info['input'],
                     unit='value' if c.info['input'] == 'number' else 'text', fill=None) for c in cols]
 
 def night_features(engine:Engine, contract:Contract, catalog:list|None=None) -> list[Feature]:

@@ -27,9 +27,9 @@ from .acquire import tonight_fingerprint
 # %% auto #0
 __all__ = ['CANDIDATES', 'THRESHOLDS', 'FRONTIER_TARGETS', 'make_candidate', 'precision_interval', 'precision_p_values',
            'flagged_counts', 'Guarantee', 'guarantee_threshold', 'precision_curve', 'SequencePlan', 'plan_sequence',
-           'start_threshold', 'guarantee_frontier', 'TrainingData', 'split_labelled', 'tonight_training_data',
-           'cross_validate_candidate', 'compare_candidates', 'pick_winner', 'fit_candidate', 'calibrate_winner',
-           'register_winner', 'TrainResult', 'train_tonight', 'no_model_reason', 'frontier_tonight']
+           'guarantee_frontier', 'TrainingData', 'split_labelled', 'tonight_training_data', 'cross_validate_candidate',
+           'compare_candidates', 'pick_winner', 'fit_candidate', 'calibrate_winner', 'register_winner', 'TrainResult',
+           'train_tonight', 'no_model_reason', 'frontier_tonight']
 
 # %% ../nbs/40_train.ipynb #9ec6b8d5
 def _prepare(scale:bool, numbers:list, categories:list) -> ColumnTransformer:
@@ -140,7 +140,8 @@ def precision_curve(y, scores, confidence:float) -> pd.DataFrame:
 # %% ../nbs/40_train.ipynb #9092d34c
 @dataclass
 class SequencePlan:
-    "Where the tests start (a share of customers flagged), and what the guarantee is expected to allow"
+    "Where the tests start (a threshold, and the share of training customers it flags), and what the guarantee is expected to allow"
+    start: float
     start_share: float
     expected_recall: float
     expected_precision: float
@@ -151,25 +152,23 @@ def plan_sequence(y, oof_scores, calibration_customers:int, target:float, confid
     c = precision_curve(y, oof_scores, confidence)
     n = np.round(c.share_flagged.to_numpy() * calibration_customers)
     p = precision_p_values(np.round(c.precision.to_numpy() * n), n, target)
-    start = int(np.argmin(p))
+    sure = precision_p_values(np.round(c.precision_low.to_numpy() * n), n, target)  # as if precision were only its lower bound here
+    start = int(np.argmin(sure)) if sure.min() <= 1 - confidence else int(np.argmin(p))
     if p[start] > 1 - confidence: return None
     failed = np.flatnonzero(p[start:] > 1 - confidence)
     end = start + (failed[0] - 1 if len(failed) else len(p) - 1 - start)
-    return SequencePlan(float(c.share_flagged.iloc[start]), float(c.recall.iloc[end]), float(c.precision.iloc[end]), float(c.share_flagged.iloc[end]))
-
-def start_threshold(fit_scores, share:float) -> float:
-    "The fitted model's threshold that flags `share` of its own training customers: where the tests start"
-    return float(np.quantile(np.asarray(fit_scores, dtype=float), 1 - share))
+    return SequencePlan(float(c.threshold.iloc[start]), float(c.share_flagged.iloc[start]), float(c.recall.iloc[end]),
+                        float(c.precision.iloc[end]), float(c.share_flagged.iloc[end]))
 
 # %% ../nbs/40_train.ipynb #e11fad20
 FRONTIER_TARGETS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.975, 0.99)
 
-def guarantee_frontier(y_train, oof_scores, fit_scores, y_calibration, calibration_scores, confidence:float, targets=FRONTIER_TARGETS) -> pd.DataFrame:
+def guarantee_frontier(y_train, oof_scores, y_calibration, calibration_scores, confidence:float, targets=FRONTIER_TARGETS) -> pd.DataFrame:
     "For each target precision: the threshold and the recall the guarantee allows on the calibration customers"
     rows = []
     for t in targets:
         plan = plan_sequence(y_train, oof_scores, len(y_calibration), t, confidence)
-        g = guarantee_threshold(y_calibration, calibration_scores, start_threshold(fit_scores, plan.start_share), t, confidence) if plan else None
+        g = guarantee_threshold(y_calibration, calibration_scores, plan.start, t, confidence) if plan else None
         ok = bool(g is not None and g.holds)
         rows.append(dict(target=t, reachable=ok, recall=g.recall if ok else 0.0, precision=g.precision if ok else None,
                          flagged=g.flagged if ok else 0, threshold=g.threshold if ok else None, expected_recall=plan.expected_recall if plan else 0.0))
@@ -249,7 +248,7 @@ def compare_candidates(data:TrainingData, policy, progress=None) -> tuple[pd.Dat
         plan = plan_sequence(y, scores, len(data.holdout), policy.precision_target, policy.confidence_level)
         r = plan.expected_recall if plan else 0.0
         rows.append(dict(candidate=name, meets_target=bool(plan and r >= policy.min_recall), cv_recall=r, cv_recall_se=float(np.sqrt(r * (1 - r) / max(y.sum(), 1))),
-                         cv_precision=plan.expected_precision if plan else None, start_share=plan.start_share if plan else None,
+                         cv_precision=plan.expected_precision if plan else None, start=plan.start if plan else None, start_share=plan.start_share if plan else None,
                          cv_auc=float(roc_auc_score(y, scores)) if len(set(y)) == 2 else None, cv_seconds=round(secs, 2)))
         if progress: progress(f"{name}: the guarantee is expected to allow recall {r:.1%} ({secs:.1f}s)")
     return pd.DataFrame(rows), oof
@@ -268,15 +267,13 @@ def fit_candidate(name:str, data:TrainingData, seed:int):
     model.fit(data.train[data.inputs], data.train.bad)
     return model, time.perf_counter() - t0
 
-def calibrate_winner(model, data:TrainingData, oof:np.ndarray, share:float, policy) -> tuple[Guarantee, pd.DataFrame, np.ndarray]:
-    "The guarantee of `model` on the hold-out customers, the frontier, and its hold-out scores"
-    fit_scores = model.predict_proba(data.train[data.inputs])[:, 1]
+def calibrate_winner(model, data:TrainingData, oof:np.ndarray, start:float|None, policy) -> tuple[Guarantee, pd.DataFrame, np.ndarray]:
+    "The guarantee of `model` on the hold-out customers (the tests starting at `start`), the frontier, and its hold-out scores"
     scores = model.predict_proba(data.holdout[data.inputs])[:, 1]
     y, yt = data.holdout.bad.to_numpy(), data.train.bad.to_numpy()
-    frontier = guarantee_frontier(yt, oof, fit_scores, y, scores, policy.confidence_level, sorted({*FRONTIER_TARGETS, policy.precision_target}))
-    if share is None: return None, frontier, scores
-    g = guarantee_threshold(y, scores, start_threshold(fit_scores, share), policy.precision_target, policy.confidence_level)
-    return g, frontier, scores
+    frontier = guarantee_frontier(yt, oof, y, scores, policy.confidence_level, sorted({*FRONTIER_TARGETS, policy.precision_target}))
+    if start is None: return None, frontier, scores
+    return guarantee_threshold(y, scores, start, policy.precision_target, policy.confidence_level), frontier, scores
 
 # %% ../nbs/40_train.ipynb #e1e5889f
 def register_winner(night, name:str, model, fit_seconds:float, data:TrainingData, table:pd.DataFrame, guarantee:Guarantee,
@@ -294,7 +291,7 @@ def register_winner(night, name:str, model, fit_seconds:float, data:TrainingData
     reference['population'] = population_reference(night)  # who it was trained among, beyond its inputs (a new market shows here)
     known = data.holdout.head(25)
     details = dict(
-        guarantee=guarantee.summary(), frontier=frontier, cv=dict(recall=row.cv_recall, precision=row.cv_precision, auc=row.cv_auc, start_share=row.start_share),
+        guarantee=guarantee.summary(), frontier=frontier, cv=dict(recall=row.cv_recall, precision=row.cv_precision, auc=row.cv_auc, start=row.start, start_share=row.start_share),
         candidates=table, fit_seconds=fit_seconds, features=data.inputs,
         training=data.facts() | dict(as_of=night.run_date, horizon_days=p.prediction_horizon_days, snapshot_hash=fingerprint.get('hash')),
         snapshot=fingerprint, code=code_version(), packages=package_versions(), policy=public_settings(p),
@@ -342,8 +339,8 @@ def train_tonight(night, progress=None) -> TrainResult:
     name = pick_winner(table)
     shown = name or table.sort_values('cv_auc', ascending=False).candidate.iloc[0]
     model, fit_seconds = fit_candidate(shown, data, p.random_seed)
-    share = table.set_index('candidate').start_share[shown] if name else None
-    g, frontier, scores = calibrate_winner(model, data, oof[shown], share, p)
+    start = table.set_index('candidate').start[shown] if name else None
+    g, frontier, scores = calibrate_winner(model, data, oof[shown], start, p)
     if name is None: return TrainResult(table, oof, data, None, _no_candidate(table, data, p), None, frontier, shown)
     if not g.holds or g.recall < p.min_recall:
         why = (f"its first test failed (p = {g.p_value:.3f} on {g.flagged:,} flagged)" if not g.holds else f"it allows recall {g.recall:.1%} only")
