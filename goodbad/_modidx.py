@@ -330,5 +330,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'goodbad.train.precision_p_values': ('train.html#precision_p_values', 'goodbad/train.py'),
                                'goodbad.train.register_winner': ('train.html#register_winner', 'goodbad/train.py'),
                                'goodbad.train.split_labelled': ('train.html#split_labelled', 'goodbad/train.py'),
+                               'goodbad.train.start_threshold': ('train.html#start_threshold', 'goodbad/train.py'),
                                'goodbad.train.tonight_training_data': ('train.html#tonight_training_data', 'goodbad/train.py'),
                                'goodbad.train.train_tonight': ('train.html#train_tonight', 'goodbad/train.py')}}}

@@ -53,7 +53,7 @@ RULES = (
     Rule('precision', 'confidence_level', 'float', 0.95, 'confidence at which the precision target must hold (its lower bound)', 0.5, 0.999),
     Rule('precision', 'min_recall', 'float', 0.05, 'share of bad customers a model must find; below it a model is useless', 0.0, 1.0),
     Rule('training', 'prediction_horizon_days', 'int', 60, 'a label predicts the outcome the business learns within this many days', 7, 730),
-    Rule('training', 'holdout_fraction', 'float', 0.25, 'share of the most recent outcomes kept out of training to test on', 0.05, 0.5),
+    Rule('training', 'holdout_fraction', 'float', 0.4, 'share of the most recent outcomes kept out of training, to calibrate the threshold on and test on', 0.05, 0.5),
     Rule('training', 'cv_folds', 'int', 5, 'cross-validation folds used to choose each threshold', 2, 20),
     Rule('training', 'min_training_customers', 'int', 300, 'fewest customers with known outcomes needed to train', 50, 10_000_000),
     Rule('training', 'max_training_customers', 'int', 200_000, 'largest training sample (a stratified sample is drawn above it)', 1000, 50_000_000),

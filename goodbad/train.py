@@ -27,9 +27,9 @@ from .acquire import tonight_fingerprint
 # %% auto #0
 __all__ = ['CANDIDATES', 'THRESHOLDS', 'FRONTIER_TARGETS', 'make_candidate', 'precision_interval', 'precision_p_values',
            'flagged_counts', 'Guarantee', 'guarantee_threshold', 'precision_curve', 'SequencePlan', 'plan_sequence',
-           'guarantee_frontier', 'TrainingData', 'split_labelled', 'tonight_training_data', 'cross_validate_candidate',
-           'compare_candidates', 'pick_winner', 'fit_candidate', 'calibrate_winner', 'register_winner', 'TrainResult',
-           'train_tonight', 'no_model_reason', 'frontier_tonight']
+           'start_threshold', 'guarantee_frontier', 'TrainingData', 'split_labelled', 'tonight_training_data',
+           'cross_validate_candidate', 'compare_candidates', 'pick_winner', 'fit_candidate', 'calibrate_winner',
+           'register_winner', 'TrainResult', 'train_tonight', 'no_model_reason', 'frontier_tonight']
 
 # %% ../nbs/40_train.ipynb #9ec6b8d5
 def _prepare(scale:bool, numbers:list, categories:list) -> ColumnTransformer:
@@ -42,7 +42,7 @@ def _prepare(scale:bool, numbers:list, categories:list) -> ColumnTransformer:
 CANDIDATES = {
     'logistic_regression': lambda seed: (True, LogisticRegression(C=1.0, max_iter=2000)),
     'hist_gradient_boosting': lambda seed: (False, HistGradientBoostingClassifier(
-        learning_rate=0.08, max_iter=300, min_samples_leaf=40, l2_regularization=1.0, random_state=seed)),
+        learning_rate=0.08, max_iter=300, min_samples_leaf=40, l2_regularization=1.0, early_stopping=False, random_state=seed)),  # the same trees in every fold and in the final fit
     'random_forest': lambda seed: (False, RandomForestClassifier(n_estimators=200, min_samples_leaf=5, max_samples=0.5, n_jobs=-1, random_state=seed)),
 }
 
@@ -160,15 +160,20 @@ def plan_sequence(y, oof_scores, calibration_customers:int, target:float, confid
     return SequencePlan(float(c.threshold.iloc[start]), float(c.share_flagged.iloc[start]), float(c.recall.iloc[end]),
                         float(c.precision.iloc[end]), float(c.share_flagged.iloc[end]))
 
+def start_threshold(plan:SequencePlan, fit_scores=None) -> float:
+    "The winner's threshold where the tests start: the out-of-fold score of the plan, or lower where the winner's own training scores put that share"
+    if fit_scores is None: return plan.start
+    return min(plan.start, float(np.quantile(np.asarray(fit_scores, dtype=float), 1 - plan.start_share)))
+
 # %% ../nbs/40_train.ipynb #e11fad20
 FRONTIER_TARGETS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.975, 0.99)
 
-def guarantee_frontier(y_train, oof_scores, y_calibration, calibration_scores, confidence:float, targets=FRONTIER_TARGETS) -> pd.DataFrame:
+def guarantee_frontier(y_train, oof_scores, y_calibration, calibration_scores, confidence:float, targets=FRONTIER_TARGETS, fit_scores=None) -> pd.DataFrame:
     "For each target precision: the threshold and the recall the guarantee allows on the calibration customers"
     rows = []
     for t in targets:
         plan = plan_sequence(y_train, oof_scores, len(y_calibration), t, confidence)
-        g = guarantee_threshold(y_calibration, calibration_scores, plan.start, t, confidence) if plan else None
+        g = guarantee_threshold(y_calibration, calibration_scores, start_threshold(plan, fit_scores), t, confidence) if plan else None
         ok = bool(g is not None and g.holds)
         rows.append(dict(target=t, reachable=ok, recall=g.recall if ok else 0.0, precision=g.precision if ok else None,
                          flagged=g.flagged if ok else 0, threshold=g.threshold if ok else None, expected_recall=plan.expected_recall if plan else 0.0))
@@ -267,13 +272,14 @@ def fit_candidate(name:str, data:TrainingData, seed:int):
     model.fit(data.train[data.inputs], data.train.bad)
     return model, time.perf_counter() - t0
 
-def calibrate_winner(model, data:TrainingData, oof:np.ndarray, start:float|None, policy) -> tuple[Guarantee, pd.DataFrame, np.ndarray]:
-    "The guarantee of `model` on the hold-out customers (the tests starting at `start`), the frontier, and its hold-out scores"
+def calibrate_winner(model, data:TrainingData, oof:np.ndarray, plan:SequencePlan|None, policy) -> tuple[Guarantee, pd.DataFrame, np.ndarray]:
+    "The guarantee of `model` on the hold-out customers (the tests starting where `plan` says), the frontier, and its hold-out scores"
+    fit = model.predict_proba(data.train[data.inputs])[:, 1]
     scores = model.predict_proba(data.holdout[data.inputs])[:, 1]
     y, yt = data.holdout.bad.to_numpy(), data.train.bad.to_numpy()
-    frontier = guarantee_frontier(yt, oof, y, scores, policy.confidence_level, sorted({*FRONTIER_TARGETS, policy.precision_target}))
-    if start is None: return None, frontier, scores
-    return guarantee_threshold(y, scores, start, policy.precision_target, policy.confidence_level), frontier, scores
+    frontier = guarantee_frontier(yt, oof, y, scores, policy.confidence_level, sorted({*FRONTIER_TARGETS, policy.precision_target}), fit)
+    if plan is None: return None, frontier, scores
+    return guarantee_threshold(y, scores, start_threshold(plan, fit), policy.precision_target, policy.confidence_level), frontier, scores
 
 # %% ../nbs/40_train.ipynb #e1e5889f
 def register_winner(night, name:str, model, fit_seconds:float, data:TrainingData, table:pd.DataFrame, guarantee:Guarantee,
@@ -339,8 +345,8 @@ def train_tonight(night, progress=None) -> TrainResult:
     name = pick_winner(table)
     shown = name or table.sort_values('cv_auc', ascending=False).candidate.iloc[0]
     model, fit_seconds = fit_candidate(shown, data, p.random_seed)
-    start = table.set_index('candidate').start[shown] if name else None
-    g, frontier, scores = calibrate_winner(model, data, oof[shown], start, p)
+    plan = plan_sequence(data.train.bad, oof[shown], len(data.holdout), p.precision_target, p.confidence_level) if name else None
+    g, frontier, scores = calibrate_winner(model, data, oof[shown], plan, p)
     if name is None: return TrainResult(table, oof, data, None, _no_candidate(table, data, p), None, frontier, shown)
     if not g.holds or g.recall < p.min_recall:
         why = (f"its first test failed (p = {g.p_value:.3f} on {g.flagged:,} flagged)" if not g.holds else f"it allows recall {g.recall:.1%} only")
