@@ -12,7 +12,13 @@ from goodbad.night import Night
 from goodbad.store import live_models, update_details, get_model
 
 D1 = dt.date(2026, 5, 1)  # in the past: months of weekly nights fit before today
-QUIET = {'GOODBAD_CANDIDATES': 'logistic_regression', 'GOODBAD_RETRAIN_EVERY_NIGHTS': '0', 'GOODBAD_LABEL_MATURITY_DAYS': '28'}
+# The quiet world tests the monitor's machinery (drift, the estimate, the trend), not the guarantee: at 99% confidence
+# the champion's threshold keeps its realized precision clear of the target, so a retrain here would come from the
+# machinery. At the shipped 95%, one quiet world of 15,000 customers in twenty may hold a champion whose realized
+# precision falls below the target (the guarantee's 5%); the monitor then rightly retrains (bench/decision_quality.py
+# measures how often across worlds).
+QUIET = {'GOODBAD_CANDIDATES': 'logistic_regression', 'GOODBAD_RETRAIN_EVERY_NIGHTS': '0', 'GOODBAD_LABEL_MATURITY_DAYS': '28',
+         'GOODBAD_CONFIDENCE_LEVEL': '0.99'}
 
 
 def state_of(world): return Night(D1, 'inspection', world.root, world.settings()).state
