@@ -12,7 +12,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from .core import SettingsError, SENSITIVE_COLUMNS, redact_url
 
 # %% auto #0
-__all__ = ['CANDIDATE_NAMES', 'FAIRNESS_COLUMNS', 'FAIRNESS_METRICS', 'RULES', 'Rule', 'Settings', 'load_settings',
+__all__ = ['CANDIDATE_NAMES', 'FAIRNESS_COLUMNS', 'FAIRNESS_METRICS', 'RENAMED', 'RULES', 'Rule', 'Settings', 'load_settings',
            'public_settings']
 
 # %% ../nbs/01_settings.ipynb #cf75acde
@@ -35,6 +35,9 @@ class Rule:
 CANDIDATE_NAMES = ('logistic_regression', 'hist_gradient_boosting', 'random_forest')
 FAIRNESS_COLUMNS = {'gender': 'gender', 'age_band': 'birth_date', 'country': 'country'}  # each fairness attribute, and the column it comes from
 FAIRNESS_METRICS = ('selection_rate', 'precision', 'false_positive_rate', 'recall')
+RENAMED = {  # keys of earlier policies, and what replaced them
+    'max_precision_drop': "a challenger's precision is now held by the guarantee, and it competes with the champion on recall: "
+                          "write max_recall_drop in [release] instead (how far its hold-out recall may fall below the champion's)"}
 
 RULES = (
     Rule('data', 'masterdata_url_env', 'envvar', 'GOODBAD_MASTERDATA_URL', 'environment variable holding the master-data database URL'),
@@ -229,6 +232,7 @@ def load_settings(path:str|Path, environ:dict|None=None, overrides:dict|None=Non
         if sec not in sections: raise SettingsError(f"{path.name}: unknown section [{sec}] (line {lines.get((sec, next(iter(parser[sec]), None)), '?')}); the sections are {', '.join(sorted(sections))}")
         for key in parser[sec]:
             r = rules.get(key)
+            if key in RENAMED: raise SettingsError(f"{path.name} line {lines.get((sec, key), '?')}: {key} is no longer a setting: {RENAMED[key]}")
             if r is None or r.section != sec:
                 near = difflib.get_close_matches(key, list(rules), n=1)
                 hint = f" Did you mean {near[0]} (in [{rules[near[0]].section}])?" if near else f" Known keys of [{sec}]: {', '.join(k for k, v in rules.items() if v.section == sec)}."
