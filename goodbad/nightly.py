@@ -19,8 +19,9 @@ from .store import init_state, save_run
 from .contract import make_engine
 
 # %% auto #0
-__all__ = ['PHASES', 'RUN_PARAMETERS', 'notebooks_dir', 'check_parameters', 'ThisInterpreterKernelManager', 'execute_phase',
-           'RunLock', 'next_attempt', 'skipped_phase', 'summarize', 'alert_summary', 'send_alerts', 'run_nightly']
+__all__ = ['PHASES', 'RUN_PARAMETERS', 'LESSON_TAG', 'notebooks_dir', 'check_parameters', 'ThisInterpreterKernelManager',
+           'without_lessons', 'execute_phase', 'RunLock', 'next_attempt', 'skipped_phase', 'summarize', 'alert_summary',
+           'send_alerts', 'run_nightly']
 
 # %% ../nbs/95_nightly.ipynb #9517dd10
 PHASES = ('10_acquire', '20_features', '30_monitor', '40_train', '50_evaluate', '60_fairness', '70_explain', '80_release', '90_score')
@@ -77,12 +78,25 @@ def _html(notebook:Path) -> Path|None:
         return write_atomic(notebook.with_suffix('.html'), body)
     except Exception: return None
 
+LESSON_TAG = 'lesson'  # cells that prove the library on fixtures: run by nbdev-test, never on a production night
+
+def without_lessons(notebook:Path, into:Path) -> tuple[Path, int]:
+    "A copy of `notebook` at `into` without its cells tagged as lessons, and how many were left out"
+    import nbformat
+    nb = nbformat.read(str(notebook), as_version=4)
+    keep = [c for c in nb.cells if LESSON_TAG not in c.get('metadata', {}).get('tags', [])]
+    dropped, nb.cells = len(nb.cells) - len(keep), keep
+    Path(into).parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(into))
+    return Path(into), dropped
+
 def execute_phase(notebook:Path, out:Path, parameters:dict, cwd:Path) -> dict:
-    "Execute `notebook` into `out` with `parameters`; the phase's manifest entry"
+    "Execute `notebook`, its lessons left out, into `out` with `parameters`; the phase's manifest entry"
     check_parameters(notebook, parameters)
     t0, error, status = time.perf_counter(), None, 'succeeded'
+    source, lessons = without_lessons(notebook, Path(cwd)/'work'/'notebooks'/Path(notebook).name)
     try:
-        pm.execute_notebook(str(notebook), str(out), parameters=parameters, kernel_name='python3', progress_bar=False,
+        pm.execute_notebook(str(source), str(out), parameters=parameters, kernel_name='python3', progress_bar=False,
                             cwd=str(cwd), kernel_manager_class=ThisInterpreterKernelManager.logging_to(Path(cwd)/'kernels.log'))
     except pm.PapermillExecutionError as e:
         status, error = 'failed', f"{e.ename}: {e.evalue}".strip()
@@ -93,7 +107,7 @@ def execute_phase(notebook:Path, out:Path, parameters:dict, cwd:Path) -> dict:
     ran_in = (records.get('kernel') or {}).get('executable')
     if status == 'succeeded' and ran_in != sys.executable:
         status, error = 'failed', f"the notebook ran under {ran_in}, not under the runner's interpreter {sys.executable}"
-    return dict(phase=notebook.stem.split('_', 1)[-1], notebook=out.name, html=None, status=status,
+    return dict(phase=notebook.stem.split('_', 1)[-1], notebook=out.name, html=None, status=status, lessons_left_out=lessons,
                 seconds=round(secs, 2), peak_memory_mb=records.get('peak_memory_mb'), records=records, error=error)
 
 # %% ../nbs/95_nightly.ipynb #90a0a3ef
