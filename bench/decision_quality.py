@@ -24,13 +24,14 @@ from pathlib import Path
 import numpy as np, pandas as pd
 import pyarrow.parquet as pq
 import sqlalchemy as sa
-from scipy import stats
 from goodbad.night import Night
 from goodbad.settings import load_settings
 from goodbad.contract import make_engine, settings_contract
 from goodbad.synthetic import create_masterdata, advance_masterdata, SCENARIOS
 from goodbad.store import load_model
 from goodbad import acquire, features, train
+from goodbad.train import precision_interval
+from goodbad.evaluate import best_recall
 
 REPO = Path(__file__).resolve().parent.parent
 p = argparse.ArgumentParser()
@@ -47,24 +48,6 @@ POLICY = (REPO / 'settings.ini').read_text()  # read once: every world obeys the
 scenarios = list(SCENARIOS)
 sizes = [20_000, 27_500, 35_000, 42_500, 50_000]
 worlds = [(seed, scenarios[i % len(scenarios)], sizes[(i // len(scenarios)) % len(sizes)]) for i, seed in enumerate(range(1, a.worlds + 1))]
-
-
-def binom_interval(k, n, confidence=0.95):
-    if n == 0: return (np.nan, np.nan)
-    lo = stats.beta.ppf((1 - confidence) / 2, k, n - k + 1) if k > 0 else 0.0
-    hi = stats.beta.ppf(1 - (1 - confidence) / 2, k + 1, n - k) if k < n else 1.0
-    return float(lo), float(hi)
-
-
-def oracle_recall(y, scores, target):
-    "The most bad customers any threshold on `scores` finds while its precision on `y` holds `target`, as recall"
-    order = np.argsort(-scores, kind='stable')
-    s, hits = scores[order], np.cumsum(y[order])
-    last = np.r_[s[1:] != s[:-1], True]
-    n, k = np.arange(1, len(s) + 1)[last], hits[last]
-    ok = k / n >= target
-    return float(k[ok].max() / max(y.sum(), 1)) if ok.any() else 0.0
-
 
 rows = []
 for seed, scen, customers in worlds:
@@ -99,9 +82,9 @@ for seed, scen, customers in worlds:
         y, s = (judged.outcome == 'bad').to_numpy().astype(int), judged.score.to_numpy()
         flag = s >= rec.threshold
         k, n = int(y[flag].sum()), int(flag.sum())
-        lo, hi = binom_interval(k, n, settings.confidence_level)
+        lo, hi = (float(b) for b in precision_interval(k, n, settings.confidence_level)) if n else (float('nan'), float('nan'))
         recall = k / max(y.sum(), 1)
-        best = oracle_recall(y, s, settings.precision_target)
+        best = best_recall(y, s, settings.precision_target)  # the oracle: the best threshold on the same scores, judged by the outcomes
         row |= dict(model=rec.algorithm, threshold=round(rec.threshold, 4), outcomes=len(judged), bad=int(y.sum()), flagged=n,
                     precision=k / n if n else None, precision_low=lo, precision_high=hi, recall=recall, oracle_recall=best,
                     efficiency=recall / best if best else None, flagged_tonight=int((scores >= rec.threshold).sum()))

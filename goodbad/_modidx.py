@@ -226,6 +226,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'goodbad.release.in_canary_slice': ('release.html#in_canary_slice', 'goodbad/release.py'),
                                  'goodbad.release.no_model_after_release': ('release.html#no_model_after_release', 'goodbad/release.py'),
                                  'goodbad.release.realized_on_labels': ('release.html#realized_on_labels', 'goodbad/release.py'),
+                                 'goodbad.release.recall_holds_against': ('release.html#recall_holds_against', 'goodbad/release.py'),
                                  'goodbad.release.release_tonight': ('release.html#release_tonight', 'goodbad/release.py'),
                                  'goodbad.release.slice_comparison': ('release.html#slice_comparison', 'goodbad/release.py')},
             'goodbad.score': { 'goodbad.score.Labeller': ('score.html#labeller', 'goodbad/score.py'),
@@ -333,4 +334,5 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'goodbad.train.split_labelled': ('train.html#split_labelled', 'goodbad/train.py'),
                                'goodbad.train.start_threshold': ('train.html#start_threshold', 'goodbad/train.py'),
                                'goodbad.train.tonight_training_data': ('train.html#tonight_training_data', 'goodbad/train.py'),
+                               'goodbad.train.too_few_outcomes': ('train.html#too_few_outcomes', 'goodbad/train.py'),
                                'goodbad.train.train_tonight': ('train.html#train_tonight', 'goodbad/train.py')}}}

@@ -18,24 +18,28 @@ from .explain import tonight_explanation
 from .train import precision_interval
 
 # %% auto #0
-__all__ = ['BY', 'challenger_gates', 'in_canary_slice', 'slice_comparison', 'realized_on_labels', 'canary_checks',
-           'no_model_after_release', 'ReleaseReport', 'release_tonight']
+__all__ = ['BY', 'recall_holds_against', 'challenger_gates', 'in_canary_slice', 'slice_comparison', 'realized_on_labels',
+           'canary_checks', 'no_model_after_release', 'ReleaseReport', 'release_tonight']
 
 # %% ../nbs/80_release.ipynb #cf13b2ee
 def _gate(name, figure, limit, passed): return dict(gate=name, figure=figure, limit=limit, passed=bool(passed))
 
 def _guarantee_gate(g:dict, policy) -> dict:
     "The gate of the precision guarantee: the threshold's fixed-sequence test passed at the policy's target and confidence"
-    ok = g.get('threshold') is not None and (g.get('p_value') or 1) <= 1 - policy.confidence_level and g.get('target', 0) >= policy.precision_target
+    ok = g.get('threshold') is not None and g.get('p_value') is not None and g['p_value'] <= 1 - policy.confidence_level and g.get('target', 0) >= policy.precision_target
     seen = (f"{g['bad_flagged']:,} of {g['flagged']:,} labelled bad truly bad, on {g['customers']:,} hold-out customers: p = {g['p_value']:.4f}"
             if g.get('threshold') is not None else 'no guarantee could be given')
     return _gate('precision guaranteed at the target', seen, f"p <= {1 - policy.confidence_level:.2f}: precision {policy.precision_target} at {policy.confidence_level:.0%} confidence", ok)
 
+def recall_holds_against(f:dict, cf:dict, policy) -> bool:
+    "Does a model with hold-out figures `f` find nearly as many bad customers as the champion (figures `cf`), where the champion holds the target?"
+    return (f.get('recall') or 0) >= (cf.get('recall') or 0) - policy.max_recall_drop or (cf.get('precision') or 0) < policy.precision_target
+
 def _against_champion(f:dict, cf:dict, policy) -> dict:
     "Recall against the champion on the same customers, where the champion holds the target there"
-    r, cr, holds = f['recall'] or 0, cf['recall'] or 0, (cf['precision'] or 0) >= policy.precision_target
-    seen = f"{r:.4f} vs {cr:.4f}" + ('' if holds else f" (the champion's precision there, {cf['precision'] or 0:.3f}, misses the target)")
-    return _gate('hold-out recall against the champion', seen, f">= champion - {policy.max_recall_drop}", r >= cr - policy.max_recall_drop or not holds)
+    holds = (cf['precision'] or 0) >= policy.precision_target
+    seen = f"{f['recall'] or 0:.4f} vs {cf['recall'] or 0:.4f}" + ('' if holds else f" (the champion's precision there, {cf['precision'] or 0:.3f}, misses the target)")
+    return _gate('hold-out recall against the champion', seen, f">= champion - {policy.max_recall_drop}", recall_holds_against(f, cf, policy))
 
 def challenger_gates(version:str, evaluation:dict, fairness:dict, explanation:dict, policy) -> pd.DataFrame:
     "Every gate a new model must pass, with its figure, limit and verdict"
@@ -111,14 +115,14 @@ def canary_checks(night, canary, champion, evaluation:dict, comparison:pd.DataFr
     real = realized_on_labels(night, canary.version, since)
     enough = real['outcomes'] >= p.min_group_size
     cf, hf = (ev or {}).get('figures') or {}, (ch or {}).get('figures') or {}
-    cp, cr, hp, hr = cf.get('precision') or 0.0, cf.get('recall') or 0.0, hf.get('precision') or 0.0, hf.get('recall') or 0.0
+    cp, cr, hr = cf.get('precision') or 0.0, cf.get('recall') or 0.0, hf.get('recall') or 0.0
     clear_miss = (cf.get('precision_high') or 0.0) < p.precision_target
     return pd.DataFrame([
         _gate('smoke tests', f"{sum(t['passed'] for t in ev['smoke'])} of {len(ev['smoke'])} pass" if ev else 'not evaluated', 'all', bool(ev and ev['smoke_passed'])),
         _gate('hold-out precision and recall tonight, against the target and the champion',
               f"precision {cp:.4f} (up to {cf.get('precision_high') or 0:.4f}), recall {cr:.4f} vs champion {hr:.4f}" if ev and ch else 'not evaluated',
               f"precision not clearly below {p.precision_target}; recall >= champion - {p.max_recall_drop}",
-              bool(ev and ch and not clear_miss and (cr >= hr - p.max_recall_drop or hp < p.precision_target))),
+              bool(ev and ch and not clear_miss and recall_holds_against(cf, hf, p))),
         _gate('share labelled bad on its slice, against the champion', f"{cb:.4f} vs {hb:.4f} (x{ratio:.2f})", f"<= x{p.canary_max_bad_share_ratio}", ratio <= p.canary_max_bad_share_ratio),
         _gate('realized precision of its bad labels', f"{real['bad']} of {real['outcomes']} bad" + (f": {real['precision']:.3f}" if enough else ' (too few outcomes yet)'),
               f">= {p.precision_target} once {p.min_group_size} are in", (not enough) or real['precision'] >= p.precision_target)])

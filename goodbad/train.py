@@ -29,7 +29,7 @@ __all__ = ['CANDIDATES', 'THRESHOLDS', 'FRONTIER_TARGETS', 'make_candidate', 'pr
            'flagged_counts', 'Guarantee', 'guarantee_threshold', 'precision_curve', 'SequencePlan', 'plan_sequence',
            'start_threshold', 'guarantee_frontier', 'TrainingData', 'split_labelled', 'tonight_training_data',
            'cross_validate_candidate', 'compare_candidates', 'pick_winner', 'fit_candidate', 'calibrate_winner',
-           'register_winner', 'TrainResult', 'train_tonight', 'no_model_reason', 'frontier_tonight']
+           'register_winner', 'TrainResult', 'too_few_outcomes', 'train_tonight', 'no_model_reason', 'frontier_tonight']
 
 # %% ../nbs/40_train.ipynb #9ec6b8d5
 def _prepare(scale:bool, numbers:list, categories:list) -> ColumnTransformer:
@@ -244,19 +244,19 @@ def cross_validate_candidate(name:str, data:TrainingData, folds:int, seed:int) -
     scores = cross_val_predict(model, data.train[data.inputs], data.train.bad, cv=cv, method='predict_proba')[:, 1]
     return scores, time.perf_counter() - t0
 
-def compare_candidates(data:TrainingData, policy, progress=None) -> tuple[pd.DataFrame, dict]:
-    "One row per candidate of the policy: the recall the guarantee is expected to allow, and its out-of-fold scores"
-    rows, oof, y = [], {}, data.train.bad.to_numpy()
+def compare_candidates(data:TrainingData, policy, progress=None) -> tuple[pd.DataFrame, dict, dict]:
+    "One row per candidate of the policy: the recall the guarantee is expected to allow; and per candidate its out-of-fold scores and plan"
+    rows, oof, plans, y = [], {}, {}, data.train.bad.to_numpy()
     for name in policy.candidates:
         scores, secs = cross_validate_candidate(name, data, policy.cv_folds, policy.random_seed)
         oof[name] = scores
-        plan = plan_sequence(y, scores, len(data.holdout), policy.precision_target, policy.confidence_level)
+        plan = plans[name] = plan_sequence(y, scores, len(data.holdout), policy.precision_target, policy.confidence_level)
         r = plan.expected_recall if plan else 0.0
         rows.append(dict(candidate=name, meets_target=bool(plan and r >= policy.min_recall), cv_recall=r, cv_recall_se=float(np.sqrt(r * (1 - r) / max(y.sum(), 1))),
                          cv_precision=plan.expected_precision if plan else None, start=plan.start if plan else None, start_share=plan.start_share if plan else None,
                          cv_auc=float(roc_auc_score(y, scores)) if len(set(y)) == 2 else None, cv_seconds=round(secs, 2)))
         if progress: progress(f"{name}: the guarantee is expected to allow recall {r:.1%} ({secs:.1f}s)")
-    return pd.DataFrame(rows), oof
+    return pd.DataFrame(rows), oof, plans
 
 def pick_winner(table:pd.DataFrame) -> str|None:
     "Of the candidates that meet the target, those within one standard error of the best recall; of them, the simplest (first in `table`)"
@@ -322,6 +322,12 @@ class TrainResult:
     frontier: pd.DataFrame|None = None
     shown: str|None = None  # the candidate whose guarantee and frontier are shown: the winner, or the best by AUC
 
+def too_few_outcomes(data:TrainingData, policy) -> str|None:
+    "Why tonight's known outcomes are too few to train and calibrate on (None when they suffice)"
+    if len(data.train) >= policy.min_training_customers and data.train.bad.sum() >= 10 and data.holdout.bad.sum() >= 5: return None
+    return (f"only {len(data.train):,} customers with a known outcome to train on ({int(data.train.bad.sum())} bad) and {len(data.holdout):,} "
+            f"to calibrate on ({int(data.holdout.bad.sum())} bad); the policy needs {policy.min_training_customers:,} to train")
+
 def _no_candidate(table:pd.DataFrame, data:TrainingData, policy) -> str:
     best = table.sort_values('cv_auc', ascending=False).iloc[0]
     return (f"no candidate can be expected to hold precision {_pct(policy.precision_target)} at {_pct(policy.confidence_level)} confidence on "
@@ -337,16 +343,12 @@ def train_tonight(night, progress=None) -> TrainResult:
         return TrainResult(pd.DataFrame(), {}, None, None, "no retrain tonight: the monitor found no reason to (no drift, precision on target, "
                            "champion young enough, code and policy unchanged)")
     data = tonight_training_data(night)
-    if len(data.train) < p.min_training_customers or data.train.bad.sum() < 10 or data.holdout.bad.sum() < 5:
-        return TrainResult(pd.DataFrame(), {}, data, None, f"only {len(data.train):,} customers with a known outcome to train on "
-                           f"({int(data.train.bad.sum())} bad) and {len(data.holdout):,} to calibrate on ({int(data.holdout.bad.sum())} bad); "
-                           f"the policy needs {p.min_training_customers:,} to train: no model trained tonight")
-    table, oof = compare_candidates(data, p, progress)
+    if few := too_few_outcomes(data, p): return TrainResult(pd.DataFrame(), {}, data, None, f"{few}: no model trained tonight")
+    table, oof, plans = compare_candidates(data, p, progress)
     name = pick_winner(table)
     shown = name or table.sort_values('cv_auc', ascending=False).candidate.iloc[0]
     model, fit_seconds = fit_candidate(shown, data, p.random_seed)
-    plan = plan_sequence(data.train.bad, oof[shown], len(data.holdout), p.precision_target, p.confidence_level) if name else None
-    g, frontier, scores = calibrate_winner(model, data, oof[shown], plan, p)
+    g, frontier, scores = calibrate_winner(model, data, oof[shown], plans[name] if name else None, p)
     if name is None: return TrainResult(table, oof, data, None, _no_candidate(table, data, p), None, frontier, shown)
     if not g.holds or g.recall < p.min_recall:
         why = (f"its first test failed (p = {g.p_value:.3f} on {g.flagged:,} flagged)" if not g.holds else f"it allows recall {g.recall:.1%} only")
@@ -376,9 +378,7 @@ def frontier_tonight(night, candidate:str|None=None) -> tuple[pd.DataFrame, str,
     p, name = night.settings, candidate or night.settings.candidates[0]
     if name not in CANDIDATES: raise GoodbadError(f"unknown candidate {name!r}: choose one of {', '.join(CANDIDATES)}")
     data = tonight_training_data(night)
-    if len(data.train) < p.min_training_customers or data.holdout.bad.sum() < 5:
-        raise GoodbadError(f"only {len(data.train) + len(data.holdout):,} customers have a known outcome before {night.run_date}: too few for a frontier "
-                           f"(the policy trains on {p.min_training_customers:,} at least)")
+    if few := too_few_outcomes(data, p): raise GoodbadError(f"{few}: too few outcomes before {night.run_date} for a frontier")
     oof, _ = cross_validate_candidate(name, data, p.cv_folds, p.random_seed)
     model, _ = fit_candidate(name, data, p.random_seed)
     return calibrate_winner(model, data, oof, None, p)[1], name, data
