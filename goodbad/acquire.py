@@ -11,11 +11,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from .core import ContractError, sha256_json, utcnow
 from .contract import Contract, PAYMENT_STATUSES, OUTCOMES, type_family, type_fits, optional_columns_present
-from .store import save_fact, load_fact
+from .artifacts import write_artifact
 
 # %% auto #0
-__all__ = ['Violation', 'structure_violations', 'Snapshot', 'read_snapshot', 'missing_inputs', 'acquire_tonight',
-           'tonight_fingerprint']
+__all__ = ['Violation', 'structure_violations', 'Snapshot', 'read_snapshot', 'missing_inputs', 'acquire_tonight']
 
 # %% ../nbs/10_acquire.ipynb #3f7a388a
 @dataclass
@@ -152,14 +151,7 @@ def missing_inputs(engine:Engine, contract:Contract, as_of:dt.date) -> dict:
 
 # %% ../nbs/10_acquire.ipynb #4bc5055a
 def acquire_tonight(night) -> Snapshot:
-    "Read tonight's snapshot and keep its fingerprint for the later phases (violations are returned, not raised)"
+    "Read tonight's snapshot; a clean one's fingerprint is tonight's snapshot artifact (violations are returned, not raised)"
     snap = read_snapshot(night.masterdata, night.contract, night.run_date)
-    if not snap.violations: save_fact(night.state, night.run_id, 'snapshot', snap.fingerprint)
+    if not snap.violations: write_artifact(night.run_dir, 'snapshot', snap.fingerprint)
     return snap
-
-def tonight_fingerprint(night) -> dict:
-    "Tonight's snapshot fingerprint, as acquire kept it (read afresh on a demo night that skipped acquire)"
-    fp = load_fact(night.state, night.run_id, 'snapshot')
-    if fp is None:
-        snap = acquire_tonight(night); snap.raise_if_broken(); fp = snap.fingerprint
-    return fp

@@ -4,14 +4,25 @@
 
 # %% ../nbs/99_cli.ipynb #ce683091
 from __future__ import annotations
-import argparse, datetime as dt, sys, time
+import argparse, datetime as dt, json, shutil, sys, tempfile, time
+from pathlib import Path
 from .core import GoodbadError, ReleaseError, parse_date, redact_url
-from .settings import load_settings
-from .night import find_settings
+from .settings import load_settings, _check_url
+from .contract import make_engine, settings_contract
+from .night import Night, find_settings, ensure_demo_masterdata
+from .store import init_state, move, live_models, get_model, find_models, model_events
+from .synthetic import SCENARIOS, create_masterdata, advance_masterdata
+from .train import frontier_tonight
+from .nightly import run_nightly
+from .simulate import simulate
+from .record import plain
+from .audit import verify_runs, verify_text
+from .why import why_label, why_text, replay_night, replay_text
 
 # %% auto #0
 __all__ = ['NO_MODEL', 'EXIT_STATUSES', 'cmd_nightly', 'cmd_masterdata_create', 'cmd_masterdata_advance', 'cmd_approve',
-           'cmd_reject', 'cmd_promote', 'cmd_rollback', 'cmd_simulate', 'cmd_frontier', 'cmd_models', 'parser', 'main']
+           'cmd_reject', 'cmd_promote', 'cmd_rollback', 'cmd_simulate', 'cmd_frontier', 'cmd_models', 'cmd_verify',
+           'cmd_why', 'cmd_replay', 'parser', 'main']
 
 # %% ../nbs/99_cli.ipynb #c2479ec3
 def _say(msg:str) -> None: print(msg, flush=True)
@@ -21,11 +32,11 @@ EXIT_STATUSES = '''exit status:
   0  the night succeeded (customers labelled)
   1  a phase failed: read run.json and the failing notebook; customer_labels is left as it was
   2  the run could not start: a setting out of range, a malformed URL, another run holding the lock (the message says what to fix)
-  3  no model: nothing in production and none could be released tonight (run.json says why); nothing is labelled'''
+  3  no model: nothing in production and none could be released tonight (run.json says why); nothing is labelled
+goodbad verify exits 1 when the record of any night is broken; goodbad replay exits 1 when the replayed labels differ.'''
 
 def cmd_nightly(args) -> int:
     "goodbad nightly: run every phase notebook for one night"
-    from goodbad.nightly import run_nightly
     settings = load_settings(find_settings(args.settings))
     day = parse_date(args.date, '--date') if args.date else dt.date.today()
     m = run_nightly(settings, day, progress=_say)
@@ -46,15 +57,12 @@ def cmd_nightly(args) -> int:
     return 1
 
 def _masterdata_engine(args):
-    from goodbad.contract import make_engine, settings_contract
-    from goodbad.settings import _check_url
     settings = load_settings(find_settings(args.settings))
     url = _check_url(args.url, '--url') if args.url else settings.masterdata_url
     return make_engine(url), settings_contract(settings), url
 
 def cmd_masterdata_create(args) -> int:
     "goodbad masterdata create: fill a database with synthetic master data"
-    from goodbad.synthetic import create_masterdata
     engine, contract, url = _masterdata_engine(args)
     end = parse_date(args.end, '--end') if args.end else None
     t0 = time.perf_counter()
@@ -66,34 +74,28 @@ def cmd_masterdata_create(args) -> int:
 
 def cmd_masterdata_advance(args) -> int:
     "goodbad masterdata advance: add days of synthetic customers, sales and outcomes"
-    from goodbad.synthetic import advance_masterdata
     engine, contract, url = _masterdata_engine(args)
     st = advance_masterdata(engine, days=args.days, scenario_name=args.scenario, contract=contract, progress=lambda m: _say(f"  {m}"))
     _say(f"{redact_url(url)} now runs up to {st.through} (scenario {st.scenario} since {st.scenario_start})")
     return 0
 
 def _state(args):
-    from goodbad.contract import make_engine
-    from goodbad.store import init_state
     return init_state(make_engine(load_settings(find_settings(args.settings)).state_url))
 
 def cmd_approve(args) -> int:
     "goodbad approve: a person approves a challenger; it starts its canary at the next night"
-    from goodbad.store import move
     m = move(_state(args), args.version, 'approved', args.by, args.note)
     _say(f"{m.version} is approved by {m.status_by}; it starts its canary at the next night")
     return 0
 
 def cmd_reject(args) -> int:
     "goodbad reject: a person rejects a challenger or an approved model; it will never label anyone"
-    from goodbad.store import move
     m = move(_state(args), args.version, 'rejected', args.by, args.note)
     _say(f"{m.version} is rejected by {m.status_by}")
     return 0
 
 def cmd_promote(args) -> int:
     "goodbad promote: make a model champion by hand (the champion it replaces retires)"
-    from goodbad.store import move, live_models, get_model
     state = _state(args)
     get_model(state, args.version)
     champ = live_models(state)['champion']
@@ -105,7 +107,6 @@ def cmd_promote(args) -> int:
 
 def cmd_rollback(args) -> int:
     "goodbad rollback: end a running canary, or else put the previous champion back in production"
-    from goodbad.store import move, live_models, find_models
     state = _state(args)
     live = live_models(state)
     if live['canary'] is not None:
@@ -122,8 +123,6 @@ def cmd_rollback(args) -> int:
 
 def cmd_simulate(args) -> int:
     "goodbad simulate: play out nights on synthetic data, with a drift scenario, in a world of its own"
-    from goodbad.simulate import simulate
-    from pathlib import Path
     policy = find_settings(args.settings)
     world = Path(args.into) if args.into else policy.parent/'simulations'/args.scenario
     _say(f"simulating {args.nights} nights, {args.step_days} days apart, scenario {args.scenario} from night {args.drift_after or max(2, args.nights // 4)}, in {world}")
@@ -135,10 +134,6 @@ def cmd_simulate(args) -> int:
 
 def cmd_frontier(args) -> int:
     "goodbad frontier: the recall the precision guarantee allows at each target on tonight's data, without running a night"
-    import shutil, tempfile
-    from pathlib import Path
-    from goodbad.night import Night, ensure_demo_masterdata
-    from goodbad.train import frontier_tonight
     settings = load_settings(find_settings(args.settings))
     day = parse_date(args.date, '--date') if args.date else dt.date.today()
     ensure_demo_masterdata(settings, day)
@@ -155,8 +150,6 @@ def cmd_frontier(args) -> int:
 
 def cmd_models(args) -> int:
     "goodbad models: the registered model versions and their statuses"
-    from goodbad.contract import make_engine
-    from goodbad.store import init_state, find_models, model_events
     settings = load_settings(find_settings(args.settings))
     state = init_state(make_engine(settings.state_url))
     models = find_models(state)
@@ -168,10 +161,36 @@ def cmd_models(args) -> int:
         _say(f"{m.version:<48} {m.status:<11} {m.threshold:>9.4f} {recall:>7.3f}  {m.status_at:%Y-%m-%d %H:%M}, {m.status_by}: {notes.get(m.version, '')}")
     return 0
 
+def _print_json(value) -> None: print(json.dumps(plain(value), indent=1), flush=True)
+
+def cmd_verify(args) -> int:
+    "goodbad verify: walk the chain of nights and the registry; exit 1 when anything was changed, removed or re-ordered"
+    settings = load_settings(find_settings(args.settings))
+    state = init_state(make_engine(settings.state_url))
+    nights, findings = verify_runs(settings.runs_dir, state, since=parse_date(args.since, '--since') if args.since else None)
+    if args.json: _print_json(dict(nights=nights, findings=[f.__dict__ for f in findings], holds=not findings))
+    else: _say(verify_text(nights, findings))
+    return 1 if findings else 0
+
+def cmd_why(args) -> int:
+    "goodbad why: everything the record says about one customer's label"
+    settings = load_settings(find_settings(args.settings))
+    w = why_label(settings, args.customer, parse_date(args.date, '--date') if args.date else None)
+    _print_json(w) if args.json else _say(why_text(w))
+    return 0
+
+def cmd_replay(args) -> int:
+    "goodbad replay: label a past night again from its record into a scratch folder, and compare"
+    settings = load_settings(find_settings(args.settings))
+    day = parse_date(args.date, 'the date')
+    into = Path(args.into) if args.into else Path(tempfile.mkdtemp(prefix=f'goodbad-replay-{day}-'))
+    r = replay_night(settings, day, into, progress=None if args.json else _say)
+    _print_json(r) if args.json else _say(replay_text(r))
+    return 0 if r['identical'] else 1
+
 # %% ../nbs/99_cli.ipynb #26a88a83
 def parser() -> argparse.ArgumentParser:
     "The `goodbad` command line"
-    from goodbad.synthetic import SCENARIOS
     p = argparse.ArgumentParser(prog='goodbad', description='Label every customer good or bad each night; keep every night as an audit record.',
                                 epilog=EXIT_STATUSES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--settings', help='the settings.ini to obey (default: GOODBAD_SETTINGS, else the nearest settings.ini)')
@@ -218,6 +237,20 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument('--no-approval', action='store_true', help='approve nothing: challengers wait as they would for a person')
     sim.add_argument('--into', help='the world folder (default: simulations/<scenario> beside settings.ini)')
     sim.set_defaults(func=cmd_simulate)
+    v = sub.add_parser('verify', help="check the chain of nights: every night's files, manifest and registry rows as they were sealed")
+    v.add_argument('--since', help='check the nights from this date on, YYYY-MM-DD (default: every night)')
+    v.add_argument('--json', action='store_true', help='print the findings as JSON, for machines')
+    v.set_defaults(func=cmd_verify)
+    w = sub.add_parser('why', help="why a customer was labelled as it was: score, threshold, model, approvals, reasons, data, outcome, reports")
+    w.add_argument('--customer', required=True, type=int, help='the customer id')
+    w.add_argument('--date', help='the night, YYYY-MM-DD (default: the latest night that labelled the customer)')
+    w.add_argument('--json', action='store_true', help='print the answer as JSON, for machines')
+    w.set_defaults(func=cmd_why)
+    rp = sub.add_parser('replay', help="label a past night again from its record, and compare with the labels it published")
+    rp.add_argument('date', help='the night to replay, YYYY-MM-DD')
+    rp.add_argument('--into', help='the scratch folder for the replayed labels (default: a new temporary folder)')
+    rp.add_argument('--json', action='store_true', help='print the comparison as JSON, for machines')
+    rp.set_defaults(func=cmd_replay)
     r = sub.add_parser('rollback', help='end the running canary, or put the previous champion back')
     r.add_argument('--by', required=True, help='who decides (recorded)')
     r.add_argument('--note', default='', help='why (recorded)')

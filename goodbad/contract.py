@@ -5,6 +5,7 @@
 # %% ../nbs/03_contract.ipynb #342bd62d
 from __future__ import annotations
 from dataclasses import dataclass
+from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, URL
 from sqlalchemy.ext.compiler import compiles
@@ -14,7 +15,7 @@ from .core import GoodbadError, SENSITIVE_COLUMNS
 # %% auto #0
 __all__ = ['PAYMENT_STATUSES', 'OUTCOMES', 'TYPE_FAMILIES', 'Contract', 'contract_tables', 'settings_contract',
            'optional_columns_present', 'type_family', 'type_fits', 'days_between', 'shift_days', 'make_engine',
-           'bulk_insert']
+           'bulk_insert', 'labels_tables', 'settings_labels_tables', 'ensure_labels_tables']
 
 # %% ../nbs/03_contract.ipynb #8f1f7533
 PAYMENT_STATUSES = ('paid', 'late', 'unpaid', 'returned')
@@ -140,7 +141,6 @@ def make_engine(url:str|URL) -> Engine:
     "An engine on `url`, tuned for goodbad (SQLite: WAL and a busy timeout; its folder is created)"
     url = sa.make_url(url)
     if url.get_backend_name() == 'sqlite':
-        from pathlib import Path
         if url.database and url.database != ':memory:': Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url)
         sa.event.listen(engine, 'connect', _sqlite_pragmas)
@@ -162,3 +162,33 @@ def bulk_insert(conn:sa.Connection, table:sa.Table, columns:dict) -> int:
         stmt = str(table.insert().compile(dialect=conn.dialect))
         conn.exec_driver_sql(stmt, rows)
     return len(rows)
+
+# %% ../nbs/03_contract.ipynb #d10bff38
+def labels_tables(labels:str='customer_labels', history:str='customer_labels_history', schema:str|None=None) -> tuple:
+    "The labels, history and staging tables under the names (and schema) the policy gives them"
+    md = sa.MetaData(schema=schema or None)
+    cols = lambda: [sa.Column('label', sa.String(8), nullable=False), sa.Column('score', sa.Float, nullable=False),
+                    sa.Column('model_version', sa.String(64), nullable=False), sa.Column('run_id', sa.String(64), nullable=False),
+                    sa.Column('run_date', sa.Date, nullable=False), sa.Column('scored_at', sa.DateTime(timezone=True), nullable=False),
+                    sa.Column('model_role', sa.String(16), nullable=False, server_default='champion'), sa.Column('reasons', sa.Text)]
+    current = sa.Table(labels, md, sa.Column('customer_id', sa.BigInteger, primary_key=True, autoincrement=False), *cols())
+    staging = sa.Table(f'{labels}_staging', md, sa.Column('customer_id', sa.BigInteger, primary_key=True, autoincrement=False), *cols())
+    hist = sa.Table(history, md, sa.Column('run_date', sa.Date, primary_key=True), sa.Column('customer_id', sa.BigInteger, primary_key=True, autoincrement=False),
+                    *[c for c in cols() if c.name != 'run_date'], sa.Index(f'ix_{history}_customer', 'customer_id'))
+    return current, hist, staging
+
+def settings_labels_tables(settings) -> tuple:
+    "The labels, history and staging tables of the policy `settings`"
+    return labels_tables(settings.labels_table, settings.labels_history_table, settings.db_schema)
+
+def ensure_labels_tables(engine:Engine, tables:tuple) -> None:
+    "Create the labels tables if missing; add columns a newer goodbad writes to tables an older one created"
+    insp = sa.inspect(engine)
+    for t in tables[:2]:
+        if not insp.has_table(t.name, schema=t.schema): t.create(engine); continue
+        have = {c['name'] for c in insp.get_columns(t.name, schema=t.schema)}
+        with engine.begin() as conn:
+            for col in t.columns:
+                if col.name not in have:
+                    ddl = sa.schema.CreateColumn(col).compile(dialect=engine.dialect)
+                    conn.execute(sa.text(f"ALTER TABLE {engine.dialect.identifier_preparer.format_table(t)} ADD COLUMN {ddl}"))

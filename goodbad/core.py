@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #3b79ed9a
 from __future__ import annotations
-import hashlib, json, os, platform, re, subprocess, sys, tempfile, datetime as dt
+import hashlib, json, os, platform, re, resource, subprocess, sys, tempfile, datetime as dt
 from importlib import metadata
 from pathlib import Path
 from sqlalchemy.engine import make_url, URL
@@ -114,7 +114,6 @@ def peak_memory_mb() -> float:
         for line in Path('/proc/self/status').read_text().splitlines():
             if line.startswith('VmHWM:'): return int(line.split()[1]) / 1024
     except OSError: pass
-    import resource
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 # %% ../nbs/00_core.ipynb #c53be773

@@ -9,21 +9,21 @@ from dataclasses import dataclass
 import numpy as np, pandas as pd
 from sklearn.metrics import confusion_matrix, roc_auc_score, average_precision_score, brier_score_loss
 from .core import GoodbadError, ModelStoreError
-from .features import model_inputs
-from .store import find_models, get_model, load_model, live_models, save_fact, load_fact
-from .train import precision_interval, precision_curve, tonight_training_data
-from .monitor import calibrate, estimated_precision, training_scoring_skew
-from .features import tonight_features, sample_features
+from .features import model_inputs, tonight_features, sample_features
+from .store import get_model, load_model, live_models
+from .stats import precision_interval, calibrate, estimated_precision, training_scoring_skew
+from .train import precision_curve, tonight_training_data
+from .artifacts import read_artifact, write_artifact
 
 # %% auto #0
 __all__ = ['SKEW_SAMPLE', 'tonight_models', 'best_recall', 'holdout_figures', 'computational_figures', 'unpaid_more',
            'smoke_tests', 'Evaluation', 'evaluate_tonight', 'tonight_evaluation']
 
 # %% ../nbs/50_evaluate.ipynb #4d83c2d4
-def tonight_models(night) -> dict:
-    "The models tonight is about: `new` (trained tonight, not yet released), `champion` and `canary` (records or None)"
-    new = [m for m in find_models(night.state, run_id=night.run_id) if m.status == 'candidate']
-    return dict(new=new[0] if new else None) | live_models(night.state)
+def tonight_models(night, needed_by:str='this phase') -> dict:
+    "The models tonight is about: `new` (registered by tonight's training, as its artifact says), `champion` and `canary` (records or None)"
+    new = read_artifact(night.run_dir, 'training', needed_by)['version']
+    return dict(new=get_model(night.state, new) if new else None) | live_models(night.state)
 
 # %% ../nbs/50_evaluate.ipynb #1e405b76
 def best_recall(y, scores, target:float) -> float:
@@ -127,11 +127,11 @@ class Evaluation:
 
 def evaluate_tonight(night) -> Evaluation:
     "Measure the new model, the champion and the canary on tonight's hold-out, and keep the figures for the release"
-    policy, models = night.settings, tonight_models(night)
+    policy, models = night.settings, tonight_models(night, 'the evaluation')
     if not any(models.values()): raise GoodbadError("there is no model to evaluate: training produced none tonight and none is in production")
-    holdout = tonight_training_data(night).holdout
+    holdout = tonight_training_data(night, 'the evaluation').holdout
     if holdout.empty: raise GoodbadError(f"no hold-out customers tonight: no outcome was learned before {night.run_date}")
-    res, tonight = {}, sample_features(tonight_features(night), SKEW_SAMPLE, policy.random_seed)
+    res, tonight = {}, sample_features(tonight_features(night, 'the evaluation'), SKEW_SAMPLE, policy.random_seed)
     for role, rec in models.items():
         if rec is None or rec.version in res: continue
         smoke = smoke_tests(night, rec, holdout)
@@ -147,9 +147,9 @@ def evaluate_tonight(night) -> Evaluation:
         res[rec.version] = dict(role=role, record=rec, scores=scores, figures=figures, smoke=smoke, compute=compute, guarantee=rec.details.get('guarantee'), skew=skew)
     under_test = (models['new'] or models['champion'] or models['canary']).version
     ev = Evaluation(holdout, res, under_test)
-    save_fact(night.state, night.run_id, 'evaluation', ev.summary())
+    write_artifact(night.run_dir, 'evaluation', dict(models=ev.summary(), under_test=under_test))
     return ev
 
-def tonight_evaluation(night) -> dict:
-    "Tonight's evaluation summary, as the evaluate phase kept it (evaluated now on a demo night that skipped it)"
-    return load_fact(night.state, night.run_id, 'evaluation') or evaluate_tonight(night).summary()
+def tonight_evaluation(night, needed_by:str='this phase') -> dict:
+    "Tonight's evaluation of each model, as the evaluate phase wrote it"
+    return read_artifact(night.run_dir, 'evaluation', needed_by)['models']

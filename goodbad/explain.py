@@ -11,8 +11,9 @@ import shap
 from .core import ExplanationError
 from .features import CATALOG, Feature, tonight_features, sample_features, model_inputs, describe
 from sklearn.preprocessing import OneHotEncoder
-from .store import load_model, save_fact, load_fact
+from .store import load_model
 from .evaluate import tonight_models
+from .artifacts import read_artifact, write_artifact
 
 # %% auto #0
 __all__ = ['ADDITIVITY_SAMPLE', 'Explanation', 'Explainer', 'additivity_gaps', 'check_additivity', 'reason_codes',
@@ -123,8 +124,8 @@ class ExplainReport:
 
 def explain_tonight(night) -> ExplainReport:
     "Explain the model under test on tonight's customers and check every model's explanations add up"
-    p, models = night.settings, tonight_models(night)
-    sample = sample_features(tonight_features(night), p.explain_sample, p.random_seed).head(p.explain_sample)
+    p, models = night.settings, tonight_models(night, 'the explanations')
+    sample = sample_features(tonight_features(night, 'the explanations'), p.explain_sample, p.random_seed).head(p.explain_sample)
     checks, under = {}, None
     for role, rec in models.items():
         if rec is None or rec.version in checks: continue
@@ -136,9 +137,9 @@ def explain_tonight(night) -> ExplainReport:
         if under is None: under = (role, rec, e)
     role, rec, e = under
     rep = ExplainReport(rec.version, role, sample, e, checks)
-    save_fact(night.state, night.run_id, 'explanation', rep.summary())
+    write_artifact(night.run_dir, 'explanation', rep.summary())
     return rep
 
-def tonight_explanation(night) -> dict:
-    "Tonight's explanation summary, as the explain phase kept it (explained now on a demo night that skipped it)"
-    return load_fact(night.state, night.run_id, 'explanation') or explain_tonight(night).summary()
+def tonight_explanation(night, needed_by:str='this phase') -> dict:
+    "Tonight's explanation summary, as the explain phase wrote it"
+    return read_artifact(night.run_dir, 'explanation', needed_by)

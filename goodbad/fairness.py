@@ -11,31 +11,16 @@ import sqlalchemy as sa
 from fairlearn.metrics import MetricFrame, selection_rate, false_positive_rate, count
 from sklearn.metrics import precision_score, recall_score
 from .contract import Contract, SENSITIVE_COLUMNS
-from .features import model_inputs
+from .features import model_inputs, sensitive_attributes, tonight_features, sample_features
 from .settings import FAIRNESS_COLUMNS
-from .store import load_model, save_fact, load_fact
+from .store import load_model
 from .train import tonight_training_data
 from .evaluate import tonight_models
+from .artifacts import read_artifact, write_artifact
 
 # %% auto #0
-__all__ = ['AGE_BANDS', 'AGE_LABELS', 'SENSITIVE_NAMES', 'METRICS', 'LIMITS', 'FAIRNESS_SAMPLE', 'sensitive_attributes',
-           'sensitive_inputs', 'bootstrap_figures', 'group_figures', 'judge_limit', 'FairnessReport',
-           'fairness_tonight', 'tonight_fairness']
-
-# %% ../nbs/60_fairness.ipynb #231497bd
-AGE_BANDS = [0, 25, 35, 50, 65, 200]
-AGE_LABELS = ['under 25', '25-34', '35-49', '50-64', '65+']
-
-def sensitive_attributes(engine, c:Contract, run_date:dt.date, labelled_only:bool=True) -> pd.DataFrame:
-    "Gender, age band and country of the customers with an outcome learned before `run_date` (or of all customers then)"
-    cu, o, cut = c.customers.c, c.outcomes.c, sa.literal(run_date, sa.Date)
-    q = sa.select(cu.customer_id, cu.gender, cu.country, cu.birth_date).where(cu.signup_date < cut)
-    if labelled_only: q = q.join(c.outcomes, o.customer_id == cu.customer_id).where(o.known_on < cut)
-    with engine.connect() as conn: df = pd.read_sql(q, conn)
-    age = (pd.Timestamp(run_date) - pd.to_datetime(df.pop('birth_date'))).dt.days / 365.25
-    df['age_band'] = pd.cut(age, AGE_BANDS, right=False, labels=AGE_LABELS).astype(object).fillna('unknown')
-    df['gender'] = df.gender.fillna('unknown')
-    return df
+__all__ = ['SENSITIVE_NAMES', 'METRICS', 'LIMITS', 'FAIRNESS_SAMPLE', 'sensitive_inputs', 'bootstrap_figures', 'group_figures',
+           'judge_limit', 'FairnessReport', 'fairness_tonight', 'tonight_fairness']
 
 # %% ../nbs/60_fairness.ipynb #9fe98d7e
 SENSITIVE_NAMES = set(SENSITIVE_COLUMNS) | {'age', 'age_band'}
@@ -162,14 +147,13 @@ FAIRNESS_SAMPLE = 200_000  # customers of tonight whose share labelled bad is me
 
 def fairness_tonight(night) -> FairnessReport:
     "Judge the model under test group by group (hold-out for precision, tonight's customers for the share labelled bad)"
-    from goodbad.features import tonight_features, sample_features
-    p, models = night.settings, tonight_models(night)
+    p, models = night.settings, tonight_models(night, 'the fairness check')
     role, rec = next((r, m) for r, m in models.items() if m is not None)
     model = load_model(night.state, night.model_store, rec.version)
-    holdout = tonight_training_data(night).holdout
+    holdout = tonight_training_data(night, 'the fairness check').holdout
     h_groups = holdout[['customer_id']].merge(sensitive_attributes(night.masterdata, night.contract, night.run_date), on='customer_id', how='left')
     h_flag = model.predict_proba(holdout[model_inputs(model, holdout, rec.version)])[:, 1] >= rec.threshold
-    tonight = sample_features(tonight_features(night), FAIRNESS_SAMPLE, p.random_seed)
+    tonight = sample_features(tonight_features(night, 'the fairness check'), FAIRNESS_SAMPLE, p.random_seed)
     t_groups = tonight[['customer_id']].merge(sensitive_attributes(night.masterdata, night.contract, night.run_date, labelled_only=False), on='customer_id', how='left')
     t_flag = model.predict_proba(tonight[model_inputs(model)])[:, 1] >= rec.threshold
     figures, verdicts = {}, []
@@ -186,9 +170,9 @@ def fairness_tonight(night) -> FairnessReport:
                                         tf if tonight_ else hf, p, seed=p.random_seed))
     rep = FairnessReport(rec.version, role, figures, pd.DataFrame(verdicts), model_inputs(model), sensitive_inputs(model, p.fairness_attributes),
                          p.when_cannot_judge == 'block')
-    save_fact(night.state, night.run_id, 'fairness', rep.summary())
+    write_artifact(night.run_dir, 'fairness', rep.summary())
     return rep
 
-def tonight_fairness(night) -> dict:
-    "Tonight's fairness verdict, as the fairness phase kept it (judged now on a demo night that skipped it)"
-    return load_fact(night.state, night.run_id, 'fairness') or fairness_tonight(night).summary()
+def tonight_fairness(night, needed_by:str='this phase') -> dict:
+    "Tonight's fairness verdict, as the fairness phase wrote it"
+    return read_artifact(night.run_dir, 'fairness', needed_by)

@@ -14,11 +14,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from .core import GoodbadError
 from .contract import Contract, days_between, shift_days, optional_columns_present
+from .artifacts import ARTIFACTS, artifact_path, read_artifact
 
 # %% auto #0
-__all__ = ['CATALOG', 'FEATURES_FILE', 'Feature', 'ratio', 'FeatureTerms', 'customer_inputs', 'night_features', 'describe',
-           'scoring_population', 'training_population', 'feature_select', 'iter_feature_chunks', 'labelled_features',
-           'model_inputs', 'write_features', 'tonight_features', 'read_feature_batches', 'sample_features',
+__all__ = ['CATALOG', 'AGE_BANDS', 'AGE_LABELS', 'FEATURES_FILE', 'Feature', 'ratio', 'FeatureTerms', 'customer_inputs',
+           'night_features', 'describe', 'scoring_population', 'training_population', 'feature_select',
+           'iter_feature_chunks', 'labelled_features', 'model_inputs', 'sensitive_attributes', 'population_shares',
+           'outcome_pending', 'write_features', 'tonight_features', 'read_feature_batches', 'sample_features',
            'feature_summary']
 
 # %% ../nbs/20_features.ipynb #4570d145
@@ -181,12 +183,39 @@ def model_inputs(model, frame:pd.DataFrame|None=None, version:str='the model') -
                                    "include (removed from the catalog, or a column the master data no longer has): restore it, or retrain")
     return names
 
+# %% ../nbs/20_features.ipynb #231497bd
+AGE_BANDS = [0, 25, 35, 50, 65, 200]
+AGE_LABELS = ['under 25', '25-34', '35-49', '50-64', '65+']
+
+def sensitive_attributes(engine, c:Contract, run_date:dt.date, labelled_only:bool=True) -> pd.DataFrame:
+    "Gender, age band and country of the customers with an outcome learned before `run_date` (or of all customers then)"
+    cu, o, cut = c.customers.c, c.outcomes.c, sa.literal(run_date, sa.Date)
+    q = sa.select(cu.customer_id, cu.gender, cu.country, cu.birth_date).where(cu.signup_date < cut)
+    if labelled_only: q = q.join(c.outcomes, o.customer_id == cu.customer_id).where(o.known_on < cut)
+    with engine.connect() as conn: df = pd.read_sql(q, conn)
+    age = (pd.Timestamp(run_date) - pd.to_datetime(df.pop('birth_date'))).dt.days / 365.25
+    df['age_band'] = pd.cut(age, AGE_BANDS, right=False, labels=AGE_LABELS).astype(object).fillna('unknown')
+    df['gender'] = df.gender.fillna('unknown')
+    return df
+
+def population_shares(attrs:pd.DataFrame, attributes) -> dict:
+    "The shares of each of `attributes`' groups among the customers of `attrs`: who a model is trained among, beyond its inputs"
+    return {a: dict(kind='category', shares=attrs[a].astype(str).value_counts(normalize=True).round(8).to_dict()) for a in attributes}
+
+def outcome_pending(engine, contract, run_date:dt.date, customer_ids) -> np.ndarray:
+    "For each of `customer_ids`, True when no outcome of it was learned before `run_date`"
+    o = contract.outcomes.c
+    with engine.connect() as conn:
+        known = conn.execute(sa.select(o.customer_id).where(o.known_on < sa.literal(run_date, sa.Date))).scalars().all()
+    return ~np.isin(np.asarray(customer_ids), np.asarray(known))
+
 # %% ../nbs/20_features.ipynb #d5ca498a
-FEATURES_FILE = 'features.parquet'
+FEATURES_FILE = ARTIFACTS['features'].file
 
 def write_features(night, progress=None) -> Path:
-    "Compute tonight's features of every customer into the run's work folder; returns the file"
-    path, features = night.work_dir/FEATURES_FILE, night_features(night.masterdata, night.contract)
+    "Compute tonight's features of every customer into tonight's features artifact; returns the file"
+    path, features = artifact_path(night.run_dir, 'features'), night_features(night.masterdata, night.contract)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp, writer, n = path.with_suffix('.partial'), None, 0
     try:
         for chunk in iter_feature_chunks(night.masterdata, night.contract, night.run_date, night.settings.chunk_size, features):
@@ -200,10 +229,9 @@ def write_features(night, progress=None) -> Path:
     tmp.replace(path)
     return path
 
-def tonight_features(night) -> Path:
-    "Tonight's features file, as the features phase wrote it (computed now on a demo night that skipped it)"
-    path = night.work_dir/FEATURES_FILE
-    return path if path.exists() else write_features(night)
+def tonight_features(night, needed_by:str='this phase') -> Path:
+    "Tonight's features file, as the features phase wrote it"
+    return read_artifact(night.run_dir, 'features', needed_by)
 
 def read_feature_batches(path:Path, batch_size:int, columns:list|None=None) -> Iterator[pd.DataFrame]:
     "Tonight's features, `batch_size` customers at a time"

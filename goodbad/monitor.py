@@ -5,127 +5,28 @@
 # %% ../nbs/30_monitor.ipynb #695ec55f
 from __future__ import annotations
 import datetime as dt, json
+from pathlib import Path
 from dataclasses import dataclass, field
 import numpy as np, pandas as pd
+import matplotlib.pyplot as plt
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 from scipy import stats
 from .core import code_version, sha256_json, utcnow
-from .features import CATALOG, tonight_features, read_feature_batches, sample_features, model_inputs
-from .store import STATE, REALIZED, MONITOR, RUN_FACTS, live_models, load_model, save_fact, load_fact, find_models
-from .train import precision_interval
+from .contract import settings_labels_tables
+from .features import (CATALOG, tonight_features, read_feature_batches, sample_features, model_inputs, sensitive_attributes,
+                              outcome_pending, population_shares)
+from .stats import (precision_interval, feature_drift, psi, _shares, training_scoring_skew, pending_estimate, anchored_estimate,
+                           reference_statistics)
+from .settings import training_policy_hash
+from .store import REALIZED, MONITOR, live_models, load_model, find_models
+from .artifacts import ARTIFACTS, ARTIFACTS_DIR, read_artifact, write_artifact
+from .record import plain
 
 # %% auto #0
-__all__ = ['REFERENCE_SAMPLE', 'KEEP', 'EPS', 'TRAINING_KEYS', 'SKEW_SAMPLE', 'TREND_COLUMNS', 'reference_statistics', 'psi',
-           'feature_drift', 'training_scoring_skew', 'calibrate', 'estimated_precision', 'outcome_pending',
-           'pending_estimate', 'anchored_estimate', 'realized_precision', 'count_matured_nights', 'realized_history',
-           'training_policy_hash', 'retrain_reasons', 'previous_nights', 'data_quality', 'quality_alerts',
-           'MonitorReport', 'population_reference', 'population_drift', 'champion_scores', 'monitor_tonight',
-           'trend_frame', 'plot_trend']
-
-# %% ../nbs/30_monitor.ipynb #7cd37179
-REFERENCE_SAMPLE, KEEP, EPS = 100_000, 2_000, 1e-4
-
-def _numeric_reference(values:np.ndarray, rng) -> dict:
-    values = values[~np.isnan(values)]  # missing values (a customer column may have some) are left out of the bins
-    if not len(values): return dict(kind='number', edges=[], shares=[1.0], sample=[])
-    edges = np.unique(np.quantile(values, np.linspace(0, 1, 11)))[1:-1]
-    return dict(kind='number', edges=edges.tolist(), shares=_shares(values, edges).tolist(),
-                sample=np.sort(rng.choice(values, min(KEEP, len(values)), replace=False)).round(6).tolist())
-
-def _shares(values:np.ndarray, edges) -> np.ndarray:
-    "Share of `values` in each bin cut at the interior `edges` (first and last bins open)"
-    return np.bincount(np.searchsorted(np.asarray(edges), values, side='right'), minlength=len(edges) + 1) / max(len(values), 1)
-
-def _reference(col:pd.Series, rng) -> dict:
-    if not pd.api.types.is_numeric_dtype(col): return dict(kind='category', shares=col.astype(str).value_counts(normalize=True).round(8).to_dict())
-    v = col.to_numpy(float)
-    return _numeric_reference(v, rng) | dict(missing=float(np.isnan(v).mean()))
-
-def reference_statistics(frame:pd.DataFrame, scores:np.ndarray, threshold:float, seed:int=0, inputs:list|None=None) -> dict:
-    "The distributions a model is trained among: each of its `inputs`' (default: every column but the id), and its scores'"
-    rng = np.random.default_rng(seed)
-    feats = {f: _reference(frame[f], rng) for f in (inputs if inputs is not None else [c for c in frame.columns if c != 'customer_id'])}
-    return dict(customers=len(frame), features=feats, scores=_numeric_reference(np.asarray(scores, float), rng),
-                share_bad=float(np.mean(np.asarray(scores) >= threshold)))
-
-# %% ../nbs/30_monitor.ipynb #23a7d35a
-def psi(actual:np.ndarray, expected:np.ndarray) -> float:
-    "Population stability index of shares `actual` against `expected` (shares floored at 0.0001)"
-    a, e = np.maximum(np.asarray(actual, float), EPS), np.maximum(np.asarray(expected, float), EPS)
-    return float(np.sum((a - e) * np.log(a / e)))
-
-def feature_drift(name:str, values, ref:dict, policy) -> dict:
-    "Tonight's drift of one feature against its reference, with the verdict"
-    if ref['kind'] == 'number':
-        v, sample = np.asarray(values, float), np.asarray(ref['sample'])
-        v = v[~np.isnan(v)]
-        if not len(v) or not len(sample):
-            return dict(feature=name, kind='number', psi=0.0, ks=None, wasserstein_iqr=None, unseen_share=None, unseen=None, drifted=False, why='no values to compare')
-        p = psi(_shares(v, ref['edges']), ref['shares'])
-        ks = float(stats.ks_2samp(v, sample).statistic)
-        scale = max(np.subtract(*np.percentile(sample, [75, 25])), np.std(sample) / 2) or 1.0  # the IQR; half the spread of a value most hold at zero
-        wd = float(stats.wasserstein_distance(v, sample) / scale)
-        why = [m for m, hit in (('PSI', p > policy.drift_psi_limit), ('KS', ks > policy.drift_ks_limit),
-                                ('Wasserstein', wd > policy.drift_wasserstein_limit)) if hit]
-        return dict(feature=name, kind='number', psi=p, ks=ks, wasserstein_iqr=wd, unseen_share=None, unseen=None, drifted=bool(why), why=', '.join(why))
-    counts = pd.Series(values).astype(str).value_counts(normalize=True)
-    cats = sorted(set(counts.index) | set(ref['shares']))
-    p = psi([counts.get(c, 0.0) for c in cats], [ref['shares'].get(c, 0.0) for c in cats])
-    unseen = [c for c in counts.index if c not in ref['shares']]
-    unseen_share = float(counts[unseen].sum()) if unseen else 0.0
-    why = [m for m, hit in (('PSI', p > policy.drift_psi_limit), ('unseen categories', unseen_share > policy.unseen_category_limit)) if hit]
-    return dict(feature=name, kind='category', psi=p, ks=None, wasserstein_iqr=None, unseen_share=unseen_share,
-                unseen=', '.join(unseen) or None, drifted=bool(why), why=', '.join(why))
-
-# %% ../nbs/30_monitor.ipynb #d1fa64c6
-def training_scoring_skew(training:dict, frame:pd.DataFrame, scores, threshold:float, policy, top:int=3) -> dict:
-    "How differently tonight's customers are described than the hold-out the model was calibrated on: shares labelled bad, score PSI, the features that moved most"
-    scores = np.asarray(scores, float)
-    then, now = training['share_bad'], float(np.mean(scores >= threshold))
-    ratio = max(then, now) / max(min(then, now), 1e-9) if max(then, now) > 0 else 1.0
-    moved = pd.DataFrame([feature_drift(f, frame[f], r, policy) for f, r in training['features'].items() if f in frame]).sort_values('psi', ascending=False)
-    score_psi = psi(_shares(scores, training['scores']['edges']), training['scores']['shares'])
-    ok = ratio <= policy.max_bad_share_skew and score_psi <= policy.max_skew_score_psi
-    named = ', '.join(f"{r.feature} (PSI {r.psi:.2f})" for r in moved.head(top).itertuples())
-    msg = f"{then:.1%} of the hold-out customers were labelled bad and {now:.1%} tonight (x{ratio:.1f}); scores PSI {score_psi:.2f}; most different: {named}."
-    if not ok: msg += (" Training describes each customer as of known_on minus prediction_horizon_days, scoring as of the run date: if the outcome "
-                       "feed's known_on is not the day each outcome was learned (a backfill, one date for a whole month), the two describe customers "
-                       "at different moments. Check the dates of the outcome feed.")
-    return dict(share_holdout=then, share_tonight=now, ratio=ratio, score_psi=score_psi, passed=bool(ok), message=msg,
-                features=moved.head(10)[['feature', 'psi', 'ks']].to_dict(orient='records'))
-
-# %% ../nbs/30_monitor.ipynb #cd3228a9
-def calibrate(calibration:dict, scores) -> np.ndarray:
-    "Calibrated probability of bad for each score, by the model's stored isotonic map"
-    return np.interp(np.asarray(scores, float), calibration['x'], calibration['y'])
-
-def estimated_precision(probabilities) -> dict:
-    "Expected precision of labelling bad the customers whose calibrated probabilities are given, and its uncertainty"
-    p = np.asarray(probabilities, float)
-    if not len(p): return dict(flagged=0, estimate=None, sd=None)
-    return dict(flagged=len(p), estimate=float(p.mean()), sd=float(np.sqrt(np.sum(p * (1 - p))) / len(p)))
-
-def outcome_pending(engine, contract, run_date:dt.date, customer_ids) -> np.ndarray:
-    "For each of `customer_ids`, True when no outcome of it was learned before `run_date`"
-    o = contract.outcomes.c
-    with engine.connect() as conn:
-        known = conn.execute(sa.select(o.customer_id).where(o.known_on < sa.literal(run_date, sa.Date))).scalars().all()
-    return ~np.isin(np.asarray(customer_ids), np.asarray(known))
-
-def pending_estimate(night, customer_ids, scores, threshold:float, calibration:dict) -> dict:
-    "The calibrated estimate over the customers labelled bad (`scores >= threshold`) whose outcome is still to come, and how many labelled bad it leaves out"
-    scores = np.asarray(scores, float)
-    flagged, pending = scores >= threshold, outcome_pending(night.masterdata, night.contract, night.run_date, customer_ids)
-    return estimated_precision(calibrate(calibration, scores[flagged & pending])) | dict(flagged_known=int((flagged & ~pending).sum()))
-
-def anchored_estimate(raw:dict, details:dict) -> dict:
-    "Precision measured when the model was trained, moved by the change of the calibrated mean `raw` since that night"
-    at_training = (details.get('reference') or {}).get('estimate')
-    measured = (details.get('guarantee') or {}).get('precision') or (details.get('cv') or {}).get('precision')
-    if raw.get('estimate') is None or at_training is None or measured is None: return raw | dict(raw=raw.get('estimate'), anchored=False)
-    moved = float(np.clip(measured + raw['estimate'] - at_training, 0.0, 1.0))
-    return raw | dict(estimate=moved, raw=raw['estimate'], at_training=at_training, measured=measured, anchored=True)
+__all__ = ['SKEW_SAMPLE', 'TREND_COLUMNS', 'realized_precision', 'count_matured_nights', 'realized_history', 'retrain_reasons',
+           'previous_nights', 'data_quality', 'quality_alerts', 'MonitorReport', 'population_drift', 'champion_scores',
+           'monitor_tonight', 'trend_frame', 'plot_trend']
 
 # %% ../nbs/30_monitor.ipynb #3973ce2f
 def realized_precision(labels:pd.DataFrame, outcomes:pd.DataFrame, night:dt.date, maturity_days:int, confidence:float) -> pd.DataFrame:
@@ -143,10 +44,8 @@ def realized_precision(labels:pd.DataFrame, outcomes:pd.DataFrame, night:dt.date
 # %% ../nbs/30_monitor.ipynb #d81b9126
 def count_matured_nights(night) -> pd.DataFrame:
     "Count the realized precision of every labelled night whose maturity window closed before tonight, not yet counted"
-    from goodbad.score import night_labels_tables
-    from goodbad.fairness import sensitive_attributes
     p, state = night.settings, night.state
-    _, hist, _ = night_labels_tables(night)
+    _, hist, _ = settings_labels_tables(p)
     last = night.run_date - dt.timedelta(days=p.label_maturity_days + 1)
     with night.labels_db.connect() as conn:
         if not sa.inspect(conn).has_table(hist.name, schema=hist.schema): return pd.DataFrame()
@@ -182,13 +81,6 @@ def realized_history(state, attribute:str='all') -> pd.DataFrame:
         return pd.read_sql(sa.select(REALIZED).where(REALIZED.c.attribute == attribute).order_by(REALIZED.c.label_night), conn)
 
 # %% ../nbs/30_monitor.ipynb #15202238
-TRAINING_KEYS = ('precision_target', 'confidence_level', 'min_recall', 'prediction_horizon_days', 'holdout_fraction', 'cv_folds',
-                 'min_training_customers', 'max_training_customers', 'candidates', 'random_seed')
-
-def training_policy_hash(policy) -> str:
-    "A hash of the settings that decide how a model is trained"
-    return sha256_json({k: getattr(policy, k) for k in TRAINING_KEYS})
-
 def retrain_reasons(champion, run_date:dt.date, drift:pd.DataFrame, prediction:dict|None, estimate:dict|None, realized:dict|None, policy,
                     nights_old:int|None=None) -> list[str]:
     "Why a new model should be trained tonight (empty: it should not); `nights_old`: nights run since the champion was trained"
@@ -286,16 +178,9 @@ def _latest_realized(state, confidence:float=0.95) -> dict|None:
 
 SKEW_SAMPLE = 50_000  # tonight's customers on whom the champion's training-scoring skew is measured
 
-def population_reference(night) -> dict:
-    "The shares of each fairness attribute's groups among tonight's customers: who a model is trained among, beyond its inputs"
-    from goodbad.fairness import sensitive_attributes
-    attrs = sensitive_attributes(night.masterdata, night.contract, night.run_date, labelled_only=False)
-    return {a: dict(kind='category', shares=attrs[a].astype(str).value_counts(normalize=True).round(8).to_dict()) for a in night.settings.fairness_attributes}
-
 def population_drift(night, reference:dict|None, policy) -> list[dict]:
     "Tonight's drift of each fairness attribute's groups against the champion's training night (a new market shows here first)"
     if not reference: return []
-    from goodbad.fairness import sensitive_attributes
     attrs = sensitive_attributes(night.masterdata, night.contract, night.run_date, labelled_only=False)
     return [feature_drift(f"{a} (customers)", attrs[a], r, policy) for a, r in reference.items() if a in attrs]
 
@@ -314,11 +199,10 @@ def champion_scores(night, champion) -> np.ndarray:
 
 def monitor_tonight(night) -> MonitorReport:
     "Monitor the champion tonight; decide on retraining; gather the alerts"
-    from goodbad.acquire import tonight_fingerprint
     p, champ = night.settings, live_models(night.state)['champion']
-    path = tonight_features(night)
+    path, fingerprint = tonight_features(night, 'the monitor'), read_artifact(night.run_dir, 'snapshot', 'the monitor')
     previous = previous_nights(night.state, night.run_date)
-    quality = data_quality(night, tonight_fingerprint(night), path, previous)
+    quality = data_quality(night, fingerprint, path, previous)
     realized = count_matured_nights(night)
     latest = _latest_realized(night.state, p.confidence_level)
     drift, prediction, estimate, reliable, skew = pd.DataFrame(), None, None, True, None
@@ -331,7 +215,8 @@ def monitor_tonight(night) -> MonitorReport:
         prediction = dict(psi=psi(_shares(scores, ref['scores']['edges']), ref['scores']['shares']), share_bad=float(flagged.mean()),
                           reference_share_bad=ref['share_bad'], ks=float(stats.ks_2samp(scores, ref['scores']['sample']).statistic))
         ids = pq.read_table(path, columns=['customer_id']).column(0).to_numpy()
-        estimate = anchored_estimate(pending_estimate(night, ids, scores, champ.threshold, champ.details['calibration']), champ.details)
+        pending = outcome_pending(night.masterdata, night.contract, night.run_date, ids)
+        estimate = anchored_estimate(pending_estimate(pending, scores, champ.threshold, champ.details['calibration']), champ.details)
         reliable = not drift.drifted.any() and prediction['psi'] <= p.prediction_psi_limit
         skew = _champion_skew(champ, path, ids, scores, p)
     nights_old = sum(1 for x in previous if champ is not None and dt.date.fromisoformat(x['run_date']) > champ.run_date) + 1
@@ -340,14 +225,13 @@ def monitor_tonight(night) -> MonitorReport:
     if skew is not None and not skew['passed']: alerts.append(f"training-scoring skew of the champion: {skew['message']}")
     if champ is not None and ref is None: reasons.append('the champion has no stored reference statistics (trained by an older goodbad): retrain to monitor drift')
     rep = MonitorReport(champ.version if champ else None, drift, prediction, estimate, reliable, realized, latest, quality, reasons, alerts, skew)
-    save_fact(night.state, night.run_id, 'monitor', rep.summary())
+    write_artifact(night.run_dir, 'monitor', rep.summary())
     with night.state.begin() as conn:
         conn.execute(MONITOR.delete().where(MONITOR.c.run_date == sa.literal(night.run_date, sa.Date)))
         conn.execute(MONITOR.insert().values(run_date=night.run_date, run_id=night.run_id, figures=json.dumps(_plain(rep.summary()))))
     return rep
 
 def _plain(x):
-    from goodbad.record import plain
     return plain(x)
 
 # %% ../nbs/30_monitor.ipynb #8c39ee7e
@@ -357,12 +241,14 @@ def _worst(verdicts:list, metric:str, pick) -> float:
     vals = [v['value'] for v in verdicts if v['metric'] == metric and v.get('value') is not None]
     return float(pick(vals)) if vals else np.nan
 
-def trend_frame(state, until:dt.date, n:int=120) -> pd.DataFrame:
-    "The last `n` nights up to `until`, one row each: model in production, retrain, drift, share bad, estimate, new sales, fairness"
-    with state.connect() as conn:
-        fair = conn.execute(sa.select(MONITOR.c.run_date, RUN_FACTS.c.value).join(RUN_FACTS, RUN_FACTS.c.run_id == MONITOR.c.run_id)
-                            .where(RUN_FACTS.c.name == 'fairness')).all()  # the run the monitor kept for the night: its latest
-    fairness = {str(d): json.loads(v).get('verdicts') or [] for d, v in fair}
+def _fairness_verdicts(runs_dir, run_date:str) -> list:
+    "The fairness verdicts that night's record holds (none when its fairness phase did not run)"
+    path = Path(runs_dir)/run_date/ARTIFACTS_DIR/ARTIFACTS['fairness'].file if runs_dir else None
+    return json.loads(path.read_text()).get('verdicts') or [] if path is not None and path.is_file() else []
+
+def trend_frame(state, until:dt.date, runs_dir=None, n:int=120) -> pd.DataFrame:
+    "The last `n` nights up to `until`, one row each: model in production, retrain, drift, share bad, estimate, new sales, fairness (from the record in `runs_dir`)"
+    fairness = {r['run_date']: _fairness_verdicts(runs_dir, r['run_date']) for r in previous_nights(state, until + dt.timedelta(days=1), n)}
     rows = [dict(run_date=pd.Timestamp(r['run_date']), champion=r.get('champion') or 'none', retrain=bool(r.get('retrain')),
                  max_psi=_num(r.get('max_psi')), score_psi=_num((r.get('prediction') or {}).get('psi')),
                  share_bad=_num((r.get('prediction') or {}).get('share_bad')), estimate=_num((r.get('estimate') or {}).get('estimate')),
@@ -393,7 +279,6 @@ def _plot_precision(ax, trend:pd.DataFrame, realized:pd.DataFrame, policy):
 
 def plot_trend(trend:pd.DataFrame, realized:pd.DataFrame, policy):
     "Six panels: precision realized and estimated, drift, share labelled bad, fairness, model in production, new sales"
-    import matplotlib.pyplot as plt
     fig, ax = plt.subplots(3, 2, figsize=(13, 9))
     _plot_precision(ax[0, 0], trend, realized, policy)
     ax[0, 1].plot(trend.run_date, trend.max_psi, 'o-', ms=3, label='largest feature PSI')

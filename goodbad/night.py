@@ -14,6 +14,7 @@ from .core import GoodbadError, SettingsError, parse_date, redact_url
 from .settings import Settings, load_settings
 from .contract import Contract, settings_contract, make_engine
 from .store import init_state
+from .synthetic import create_masterdata
 
 # %% auto #0
 __all__ = ['DEMO_NIGHT_CUSTOMERS', 'find_settings', 'Night', 'ensure_demo_masterdata', 'open_night']
@@ -67,7 +68,6 @@ class Night:
 # %% ../nbs/06_night.ipynb #bcab8176
 def ensure_demo_masterdata(settings:Settings, run_date:dt.date, customers:int|None=None, progress=None) -> bool:
     "Create the embedded demo master data if the policy uses it and it does not exist; True when it was created"
-    from goodbad.synthetic import create_masterdata
     if settings.sources['masterdata_url'].startswith('environment'): return False
     path = Path(settings.masterdata_url.database)
     if path.exists(): return False

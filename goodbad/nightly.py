@@ -4,24 +4,26 @@
 
 # %% ../nbs/95_nightly.ipynb #1303204a
 from __future__ import annotations
-import datetime as dt, fcntl, json, os, shutil, sys, tempfile, time, warnings
+import datetime as dt, fcntl, json, os, re, shutil, subprocess, sys, tempfile, time, urllib.request, warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import goodbad
-import papermill as pm
+import nbformat, papermill as pm
 from jupyter_client import AsyncKernelManager
 from jupyter_client.kernelspec import KernelSpec
 from .core import GoodbadError, RunError, code_version, interpreter, package_versions, utcnow, write_atomic
 from .settings import Settings, public_settings
 from .night import ensure_demo_masterdata
-from .record import read_records
-from .store import init_state, save_run
+from .record import read_records, plain
+from .store import init_state, save_run, list_runs
+from .report import render_page, night_index
+from .audit import chain_record, night_versions, previous_night, seal, verify_runs
 from .contract import make_engine
 
 # %% auto #0
 __all__ = ['PHASES', 'RUN_PARAMETERS', 'LESSON_TAG', 'notebooks_dir', 'check_parameters', 'ThisInterpreterKernelManager',
-           'without_lessons', 'execute_phase', 'RunLock', 'next_attempt', 'skipped_phase', 'summarize', 'alert_summary',
-           'send_alerts', 'run_nightly']
+           'failing_cell', 'without_lessons', 'execute_phase', 'RunLock', 'next_attempt', 'skipped_phase', 'summarize',
+           'alert_summary', 'send_alerts', 'chain_alerts', 'earlier_nights', 'seal_night', 'run_nightly']
 
 # %% ../nbs/95_nightly.ipynb #9517dd10
 PHASES = ('10_acquire', '20_features', '30_monitor', '40_train', '50_evaluate', '60_fairness', '70_explain', '80_release', '90_score')
@@ -69,20 +71,26 @@ class ThisInterpreterKernelManager(AsyncKernelManager):
 
 # %% ../nbs/95_nightly.ipynb #bca6f356
 def _html(notebook:Path) -> Path|None:
-    "The executed notebook as a self-contained HTML page beside it, for readers without Jupyter"
-    from nbconvert import HTMLExporter
+    "The executed notebook as a self-contained HTML page beside it, for readers who never run code (None if it cannot be rendered)"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')  # recorded values have no HTML form, by design
-            body, _ = HTMLExporter().from_filename(str(notebook))
-        return write_atomic(notebook.with_suffix('.html'), body)
+            return render_page(notebook)
     except Exception: return None
+
+_ANSI = re.compile(r'\x1b\[[0-9;]*m')
+
+def failing_cell(e:pm.PapermillExecutionError) -> dict:
+    "Where a phase failed: the failing cell's place in the executed notebook, and the line of its source that raised"
+    m = re.search(r'Cell In\[\d+\], line (\d+)', _ANSI.sub('', '\n'.join(e.traceback or [])))
+    lines, n = (e.source or '').splitlines(), int(m.group(1)) if m else None
+    line = lines[n - 1] if n and n <= len(lines) else next((l for l in lines if l.strip()), '')
+    return dict(cell_index=e.cell_index, execution_count=e.exec_count, line_number=n, source_line=line.strip())
 
 LESSON_TAG = 'lesson'  # cells that prove the library on fixtures: run by nbdev-test, never on a production night
 
 def without_lessons(notebook:Path, into:Path) -> tuple[Path, int]:
     "A copy of `notebook` at `into` without its cells tagged as lessons, and how many were left out"
-    import nbformat
     nb = nbformat.read(str(notebook), as_version=4)
     keep = [c for c in nb.cells if LESSON_TAG not in c.get('metadata', {}).get('tags', [])]
     dropped, nb.cells = len(nb.cells) - len(keep), keep
@@ -93,13 +101,13 @@ def without_lessons(notebook:Path, into:Path) -> tuple[Path, int]:
 def execute_phase(notebook:Path, out:Path, parameters:dict, cwd:Path) -> dict:
     "Execute `notebook`, its lessons left out, into `out` with `parameters`; the phase's manifest entry"
     check_parameters(notebook, parameters)
-    t0, error, status = time.perf_counter(), None, 'succeeded'
+    t0, error, status, failed = time.perf_counter(), None, 'succeeded', None
     source, lessons = without_lessons(notebook, Path(cwd)/'work'/'notebooks'/Path(notebook).name)
     try:
         pm.execute_notebook(str(source), str(out), parameters=parameters, kernel_name='python3', progress_bar=False,
                             cwd=str(cwd), kernel_manager_class=ThisInterpreterKernelManager.logging_to(Path(cwd)/'kernels.log'))
     except pm.PapermillExecutionError as e:
-        status, error = 'failed', f"{e.ename}: {e.evalue}".strip()
+        status, error, failed = 'failed', f"{e.ename}: {e.evalue}".strip(), failing_cell(e)
     except Exception as e:
         status, error = 'failed', f"{type(e).__name__}: {e}"
     secs = time.perf_counter() - t0
@@ -108,7 +116,7 @@ def execute_phase(notebook:Path, out:Path, parameters:dict, cwd:Path) -> dict:
     if status == 'succeeded' and ran_in != sys.executable:
         status, error = 'failed', f"the notebook ran under {ran_in}, not under the runner's interpreter {sys.executable}"
     return dict(phase=notebook.stem.split('_', 1)[-1], notebook=out.name, html=None, status=status, lessons_left_out=lessons,
-                seconds=round(secs, 2), peak_memory_mb=records.get('peak_memory_mb'), records=records, error=error)
+                seconds=round(secs, 2), peak_memory_mb=records.get('peak_memory_mb'), records=records, error=error, failed_cell=failed)
 
 # %% ../nbs/95_nightly.ipynb #90a0a3ef
 class RunLock:
@@ -184,7 +192,6 @@ def alert_summary(manifest:dict) -> dict:
 
 def send_alerts(settings:Settings, manifest:dict) -> list[str]:
     "Pass the night's alerts to the hooks of the policy; returns what happened to each, in words"
-    import subprocess, urllib.request
     body, done = json.dumps(alert_summary(manifest), default=str), []
     if settings.alert_command:
         try:
@@ -198,6 +205,27 @@ def send_alerts(settings:Settings, manifest:dict) -> list[str]:
             with urllib.request.urlopen(req, timeout=20) as resp: done.append(f"webhook answered {resp.status}")
         except Exception as e: done.append(f"webhook failed: {type(e).__name__}")  # the URL may hold a token: never echoed
     return done
+
+# %% ../nbs/95_nightly.ipynb #69926e3c
+def chain_alerts(runs:Path, state, run_date:dt.date) -> list[str]:
+    "The breaks in the record of the night before `run_date`, as alerts (the night goes on)"
+    link = previous_night(runs, run_date)
+    if link is None: return []
+    day = dt.date.fromisoformat(link['run_date'])
+    _, findings = verify_runs(runs, state, since=day, until=day)
+    return [f"audit record of {f.night}: {f.item}: {f.problem}" for f in findings]
+
+def earlier_nights(state, run_date:dt.date, n:int=90) -> list[dict]:
+    "The manifests of the last `n` nights before `run_date` (each night's latest attempt), oldest first"
+    seen, res = set(), []
+    for m in list_runs(state, 4 * n):
+        if m['run_date'] < str(run_date) and m['run_date'] not in seen: seen.add(m['run_date']); res.append(m)
+    return res[:n][::-1]
+
+def seal_night(run_dir:Path, manifest:dict, state) -> None:
+    "Draw the night's index page, record the night's link in the chain in its manifest, and make its files read-only"
+    night_index(run_dir, manifest, earlier_nights(state, dt.date.fromisoformat(manifest['run_date'])))
+    manifest.update(chain_record(run_dir, state, manifest['run_id'], night_versions(manifest)), index='index.html')
 
 # %% ../nbs/95_nightly.ipynb #e1afcdc3
 def run_nightly(settings:Settings, run_date:dt.date, progress=None, nbs:Path|None=None) -> dict:
@@ -218,9 +246,11 @@ def run_nightly(settings:Settings, run_date:dt.date, progress=None, nbs:Path|Non
                         runner=dict(python=interpreter(), kernel='ipykernel under the runner\'s own interpreter'),
                         superseded=superseded, phases=[], error=None)
         state = init_state(make_engine(settings.state_url))
+        broken = chain_alerts(runs, state, run_date)
         def save():
             manifest.update(summarize(manifest['phases']))
-            write_atomic(run_dir/'run.json', json.dumps(manifest, indent=2, default=str))
+            manifest['alerts'] = broken + manifest['alerts']
+            write_atomic(run_dir/'run.json', json.dumps(plain(manifest), indent=2))
             save_run(state, manifest)
         save()
         say(f"goodbad nightly {run_date}: run {run_id}, {len(PHASES)} phases, into {run_dir}")
@@ -249,8 +279,11 @@ def run_nightly(settings:Settings, run_date:dt.date, progress=None, nbs:Path|Non
         manifest['finished_at'] = utcnow().isoformat()
         manifest['seconds'] = round(sum(p['seconds'] for p in manifest['phases']), 1)
         manifest.update(summarize(manifest['phases']))
+        manifest['alerts'] = broken + manifest['alerts']
         for a in manifest.get('alerts') or []: say(f"  ALERT: {a}")
         manifest['alerts_sent'] = send_alerts(settings, manifest) if manifest.get('alerts') else []
+        seal_night(run_dir, manifest, state)
         save()
+        seal(run_dir)
         state.dispose()
         return manifest

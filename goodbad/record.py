@@ -7,6 +7,8 @@ from __future__ import annotations
 import datetime as dt, json, math, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
+import scrapbook as sb
+from IPython.display import display
 
 # %% auto #0
 __all__ = ['SCRAP_MEDIA_TYPE', 'SCRAP_VERSION', 'plain', 'scrap_output', 'record', 'read_records']
@@ -38,13 +40,11 @@ def scrap_output(name:str, value) -> dict:
 
 def record(name:str, value) -> None:
     "Record `value` under `name` in the executing notebook, for the runner and `run.json`"
-    from IPython.display import display
     out = scrap_output(name, value)
     display(out['data'], metadata=out['metadata'], raw=True)
 
 def read_records(notebook:str|Path) -> dict:
     "Every value recorded in the executed `notebook`, by name (empty when it recorded nothing)"
-    import scrapbook as sb
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         nb = sb.read_notebook(str(notebook))

@@ -12,10 +12,12 @@ from .core import ReleaseError
 from .features import tonight_features, read_feature_batches, model_inputs
 from .store import (find_models, get_model, live_models, load_model, move, record_canary_night, canary_nights_passed,
                            update_details, model_events)
+from .contract import settings_labels_tables
 from .evaluate import tonight_models, tonight_evaluation
 from .fairness import tonight_fairness
 from .explain import tonight_explanation
-from .train import precision_interval
+from .stats import precision_interval
+from .artifacts import write_artifact
 
 # %% auto #0
 __all__ = ['BY', 'recall_holds_against', 'challenger_gates', 'in_canary_slice', 'slice_comparison', 'realized_on_labels',
@@ -89,8 +91,7 @@ def slice_comparison(night, canary, champion) -> pd.DataFrame:
 
 def realized_on_labels(night, version:str, since:dt.date) -> dict:
     "Realized precision of the customers model `version` labelled bad since `since`, whose outcome was learned after that night"
-    from goodbad.score import night_labels_tables
-    _, hist, _ = night_labels_tables(night)
+    _, hist, _ = settings_labels_tables(night.settings)
     with night.labels_db.connect() as conn:
         if not sa.inspect(conn).has_table(hist.name, schema=hist.schema): return dict(labelled_bad=0, outcomes=0, bad=0, precision=None)
         labels = pd.read_sql(sa.select(hist.c.customer_id, hist.c.run_date).where(
@@ -180,7 +181,7 @@ def _release_canary(night, ev:dict, rep:ReleaseReport):
 def _release_new(night, new, ev:dict, rep:ReleaseReport):
     "Step 2: tonight's new model through the gates"
     p = night.settings
-    gates = rep.gates[new.version] = challenger_gates(new.version, ev, tonight_fairness(night), tonight_explanation(night), p)
+    gates = rep.gates[new.version] = challenger_gates(new.version, ev, tonight_fairness(night, 'the release'), tonight_explanation(night, 'the release'), p)
     if not gates.passed.all():
         failed = ', '.join(gates[~gates.passed].gate)
         move(night.state, new.version, 'rejected', BY, f"failed: {failed}", night.run_id)
@@ -199,10 +200,10 @@ def _release_new(night, new, ev:dict, rep:ReleaseReport):
 
 def release_tonight(night) -> ReleaseReport:
     "Make tonight's moves: canary checks and promotion, the new model's gates, approved models into canary"
-    rep, ev = ReleaseReport(), tonight_evaluation(night)
+    rep, ev = ReleaseReport(), tonight_evaluation(night, 'the release')
     _release_canary(night, ev, rep)
-    new = tonight_models(night)['new']
-    if new is not None: _release_new(night, new, ev, rep)
+    new = tonight_models(night, 'the release')['new']
+    if new is not None and new.status == 'candidate': _release_new(night, new, ev, rep)
     live = live_models(night.state)
     approved = sorted(find_models(night.state, status='approved'), key=lambda m: m.status_at)
     if approved and live['canary'] is None:
@@ -213,4 +214,5 @@ def release_tonight(night) -> ReleaseReport:
     if not rep.actions: rep.actions.append('nothing to release tonight')
     for v in {m.version for m in tonight_models(night).values() if m}:
         update_details(night.state, v, reports=get_model(night.state, v).details.get('reports', {}) | {str(night.run_date): str(night.run_dir)})
+    write_artifact(night.run_dir, 'release', rep.summary())
     return rep

@@ -10,45 +10,15 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from .core import GoodbadError, NoModelError, utcnow
-from .contract import bulk_insert
+from .contract import bulk_insert, settings_labels_tables, ensure_labels_tables
 from .features import tonight_features, read_feature_batches, model_inputs, night_features, describe
 from .store import find_models, load_model, live_models
 from .explain import explainer_for, check_additivity, reason_codes
 from .release import in_canary_slice
+from .artifacts import write_artifact
 
 # %% auto #0
-__all__ = ['labels_tables', 'night_labels_tables', 'ensure_labels_tables', 'production_model', 'Labeller', 'stage_labels',
-           'publish_labels', 'score_tonight']
-
-# %% ../nbs/90_score.ipynb #d10bff38
-def labels_tables(labels:str='customer_labels', history:str='customer_labels_history', schema:str|None=None) -> tuple:
-    "The labels, history and staging tables under the names (and schema) the policy gives them"
-    md = sa.MetaData(schema=schema or None)
-    cols = lambda: [sa.Column('label', sa.String(8), nullable=False), sa.Column('score', sa.Float, nullable=False),
-                    sa.Column('model_version', sa.String(64), nullable=False), sa.Column('run_id', sa.String(64), nullable=False),
-                    sa.Column('run_date', sa.Date, nullable=False), sa.Column('scored_at', sa.DateTime(timezone=True), nullable=False),
-                    sa.Column('model_role', sa.String(16), nullable=False, server_default='champion'), sa.Column('reasons', sa.Text)]
-    current = sa.Table(labels, md, sa.Column('customer_id', sa.BigInteger, primary_key=True, autoincrement=False), *cols())
-    staging = sa.Table(f'{labels}_staging', md, sa.Column('customer_id', sa.BigInteger, primary_key=True, autoincrement=False), *cols())
-    hist = sa.Table(history, md, sa.Column('run_date', sa.Date, primary_key=True), sa.Column('customer_id', sa.BigInteger, primary_key=True, autoincrement=False),
-                    *[c for c in cols() if c.name != 'run_date'], sa.Index(f'ix_{history}_customer', 'customer_id'))
-    return current, hist, staging
-
-def night_labels_tables(night) -> tuple:
-    s = night.settings
-    return labels_tables(s.labels_table, s.labels_history_table, s.db_schema)
-
-def ensure_labels_tables(engine:Engine, tables:tuple) -> None:
-    "Create the labels tables if missing; add columns a newer goodbad writes to tables an older one created"
-    insp = sa.inspect(engine)
-    for t in tables[:2]:
-        if not insp.has_table(t.name, schema=t.schema): t.create(engine); continue
-        have = {c['name'] for c in insp.get_columns(t.name, schema=t.schema)}
-        with engine.begin() as conn:
-            for col in t.columns:
-                if col.name not in have:
-                    ddl = sa.schema.CreateColumn(col).compile(dialect=engine.dialect)
-                    conn.execute(sa.text(f"ALTER TABLE {engine.dialect.identifier_preparer.format_table(t)} ADD COLUMN {ddl}"))
+__all__ = ['production_model', 'Labeller', 'stage_labels', 'publish_labels', 'score_tonight']
 
 # %% ../nbs/90_score.ipynb #1d0331e5
 def production_model(state:Engine):
@@ -126,13 +96,15 @@ def score_tonight(night, progress=None) -> dict:
     live = live_models(night.state)
     champion = production_model(night.state)
     labeller = Labeller(night, champion, live['canary'], night.settings.reason_codes)
-    path = tonight_features(night)
+    path = tonight_features(night, 'the scoring')
     expected = pq.ParquetFile(path).metadata.num_rows
-    tables = night_labels_tables(night)
+    tables = settings_labels_tables(night.settings)
     t0 = time.perf_counter()
     stage_labels(night.labels_db, tables[2], read_feature_batches(path, night.settings.chunk_size), labeller, progress)
     published = publish_labels(night.labels_db, tables, night.run_date, expected)
     with night.labels_db.connect() as conn:
         roles = dict(conn.execute(sa.select(tables[0].c.model_role, sa.func.count()).group_by(tables[0].c.model_role)).all())
-    return published | dict(model_version=champion.version, algorithm=champion.algorithm, threshold=champion.threshold,
-                            canary_version=live['canary'].version if live['canary'] else None, by_role=roles, seconds=time.perf_counter() - t0)
+    labels = published | dict(model_version=champion.version, algorithm=champion.algorithm, threshold=champion.threshold,
+                              canary_version=live['canary'].version if live['canary'] else None, by_role=roles, seconds=time.perf_counter() - t0)
+    write_artifact(night.run_dir, 'labels', labels)
+    return labels

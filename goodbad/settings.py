@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from sqlalchemy.engine import make_url, URL
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-from .core import SettingsError, SENSITIVE_COLUMNS, redact_url
+from .core import SettingsError, SENSITIVE_COLUMNS, redact_url, sha256_json
 
 # %% auto #0
-__all__ = ['CANDIDATE_NAMES', 'FAIRNESS_COLUMNS', 'FAIRNESS_METRICS', 'RENAMED', 'RULES', 'Rule', 'Settings', 'load_settings',
-           'public_settings']
+__all__ = ['CANDIDATE_NAMES', 'FAIRNESS_COLUMNS', 'FAIRNESS_METRICS', 'RENAMED', 'RULES', 'TRAINING_KEYS', 'Rule', 'Settings',
+           'load_settings', 'public_settings', 'training_policy_hash']
 
 # %% ../nbs/01_settings.ipynb #cf75acde
 @dataclass(frozen=True)
@@ -262,3 +262,11 @@ def public_settings(settings:Settings) -> dict:
         if isinstance(v, tuple): return list(v)
         return v if isinstance(v, (int, float, bool)) else str(v)
     return {k: dict(value=show(v), source=settings.sources[k]) for k, v in settings.values.items()}
+
+# %% ../nbs/01_settings.ipynb #bc7366c1
+TRAINING_KEYS = ('precision_target', 'confidence_level', 'min_recall', 'prediction_horizon_days', 'holdout_fraction', 'cv_folds',
+                 'min_training_customers', 'max_training_customers', 'candidates', 'random_seed')
+
+def training_policy_hash(policy) -> str:
+    "A hash of the settings that decide how a model is trained"
+    return sha256_json({k: getattr(policy, k) for k in TRAINING_KEYS})

@@ -11,6 +11,7 @@ from .settings import load_settings
 from .contract import make_engine, settings_contract
 from .synthetic import create_masterdata, advance_masterdata, read_state, scenario as get_scenario
 from .store import init_state, find_models, move
+from .nightly import run_nightly
 
 # %% auto #0
 __all__ = ['world_settings', 'calendar', 'simulate']
@@ -33,7 +34,6 @@ def calendar(nights:int, step_days:int, last:dt.date) -> list[dt.date]:
 def simulate(world:Path, policy_path:Path, nights:int=20, scenario_name:str='payment_shift', drift_after:int|None=None,
              step_days:int=10, customers:int=20_000, approve_as:str|None='simulated approver', last:dt.date|None=None, progress=None) -> list[dict]:
     "Play `nights` nights in `world`, switching `scenario_name` on before night `drift_after`; one summary per night"
-    from goodbad.nightly import run_nightly
     say = progress or (lambda m: None)
     get_scenario(scenario_name)
     if nights < 1 or step_days < 1: raise GoodbadError("--nights and --step-days must be at least 1")

@@ -13,10 +13,10 @@ from .core import ModelStoreError, NoModelError, ReleaseError, sha256_bytes, wri
 from .record import plain
 
 # %% auto #0
-__all__ = ['STATE', 'MODELS', 'MODEL_EVENTS', 'RUN_FACTS', 'RUNS', 'CANARY_NIGHTS', 'REALIZED', 'MONITOR', 'STATUSES', 'MOVES',
-           'init_state', 'save_fact', 'load_fact', 'save_run', 'list_runs', 'save_artifact', 'load_artifact',
-           'ModelRecord', 'register_model', 'get_model', 'find_models', 'set_status', 'model_events', 'load_model',
-           'move', 'live_models', 'update_details', 'record_canary_night', 'canary_nights_passed']
+__all__ = ['STATE', 'MODELS', 'MODEL_EVENTS', 'RUNS', 'CANARY_NIGHTS', 'REALIZED', 'MONITOR', 'STATUSES', 'MOVES', 'init_state',
+           'save_run', 'list_runs', 'save_artifact', 'load_artifact', 'ModelRecord', 'register_model', 'get_model',
+           'find_models', 'set_status', 'model_events', 'load_model', 'move', 'live_models', 'update_details',
+           'record_canary_night', 'canary_nights_passed']
 
 # %% ../nbs/05_store.ipynb #f26fd145
 STATE = sa.MetaData()
@@ -38,10 +38,6 @@ MODEL_EVENTS = sa.Table('goodbad_model_events', STATE,
     sa.Column('from_status', sa.String(16)), sa.Column('to_status', sa.String(16), nullable=False),
     sa.Column('by', sa.String(64), nullable=False), sa.Column('note', sa.Text, nullable=False, default=''),
     sa.Column('run_id', sa.String(64)))
-
-RUN_FACTS = sa.Table('goodbad_run_facts', STATE,
-    sa.Column('run_id', sa.String(64), primary_key=True), sa.Column('name', sa.String(64), primary_key=True),
-    sa.Column('value', sa.Text, nullable=False), sa.Column('recorded_at', sa.DateTime(timezone=True), nullable=False))
 
 RUNS = sa.Table('goodbad_runs', STATE,
     sa.Column('run_id', sa.String(64), primary_key=True), sa.Column('run_date', sa.Date, nullable=False, index=True),
@@ -69,18 +65,6 @@ def init_state(engine:Engine) -> Engine:
     return engine
 
 # %% ../nbs/05_store.ipynb #eb45fc45
-def save_fact(state:Engine, run_id:str, name:str, value) -> None:
-    "Keep `value` (JSON) as fact `name` of run `run_id`, replacing an earlier one"
-    with state.begin() as conn:
-        conn.execute(RUN_FACTS.delete().where((RUN_FACTS.c.run_id == run_id) & (RUN_FACTS.c.name == name)))
-        conn.execute(RUN_FACTS.insert().values(run_id=run_id, name=name, value=json.dumps(plain(value)), recorded_at=utcnow()))
-
-def load_fact(state:Engine, run_id:str, name:str, default=None):
-    "Fact `name` of run `run_id`, or `default` when the phase that keeps it has not run"
-    with state.connect() as conn:
-        v = conn.execute(sa.select(RUN_FACTS.c.value).where((RUN_FACTS.c.run_id == run_id) & (RUN_FACTS.c.name == name))).scalar()
-    return default if v is None else json.loads(v)
-
 def save_run(state:Engine, manifest:dict) -> None:
     "Keep the manifest of a run (its `run.json`) in the state database, replacing an earlier version of it"
     m = plain(manifest)

@@ -18,18 +18,24 @@ from sklearn.model_selection import KFold, StratifiedKFold, cross_val_predict, t
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.impute import SimpleImputer
+import json
+from pathlib import Path
+import pyarrow as pa, pyarrow.parquet as pq
 from .core import GoodbadError, code_version, package_versions
-from .features import labelled_features, night_features, model_inputs
-from .settings import public_settings
-from .store import register_model, load_fact, live_models
-from .acquire import tonight_fingerprint
+from .features import (labelled_features, night_features, model_inputs, tonight_features, sample_features, sensitive_attributes,
+                              outcome_pending, population_shares)
+from .settings import public_settings, training_policy_hash
+from .stats import precision_interval, reference_statistics, pending_estimate, REFERENCE_SAMPLE
+from .store import register_model, live_models
+from .artifacts import artifact_path, read_artifact, write_artifact
 
 # %% auto #0
-__all__ = ['CANDIDATES', 'THRESHOLDS', 'FRONTIER_TARGETS', 'make_candidate', 'precision_interval', 'precision_p_values',
-           'flagged_counts', 'Guarantee', 'guarantee_threshold', 'precision_curve', 'SequencePlan', 'plan_sequence',
-           'start_threshold', 'guarantee_frontier', 'TrainingData', 'split_labelled', 'tonight_training_data',
-           'cross_validate_candidate', 'compare_candidates', 'pick_winner', 'fit_candidate', 'calibrate_winner',
-           'register_winner', 'TrainResult', 'too_few_outcomes', 'train_tonight', 'no_model_reason', 'frontier_tonight']
+__all__ = ['CANDIDATES', 'THRESHOLDS', 'FRONTIER_TARGETS', 'make_candidate', 'precision_p_values', 'flagged_counts', 'Guarantee',
+           'guarantee_threshold', 'precision_curve', 'SequencePlan', 'plan_sequence', 'start_threshold',
+           'guarantee_frontier', 'TrainingData', 'split_labelled', 'labelled_split', 'write_labelled', 'read_labelled',
+           'tonight_training_data', 'cross_validate_candidate', 'compare_candidates', 'pick_winner', 'fit_candidate',
+           'calibrate_winner', 'register_winner', 'TrainResult', 'too_few_outcomes', 'train_tonight', 'no_model_reason',
+           'frontier_tonight']
 
 # %% ../nbs/40_train.ipynb #9ec6b8d5
 def _prepare(scale:bool, numbers:list, categories:list) -> ColumnTransformer:
@@ -50,16 +56,6 @@ def make_candidate(name:str, seed:int, numbers:list, categories:list=()) -> Pipe
     "A fresh, unfitted pipeline of candidate `name` taking the columns `numbers` and `categories`"
     scale, estimator = CANDIDATES[name](seed)
     return Pipeline([('prepare', _prepare(scale, numbers, categories)), ('model', estimator)])
-
-# %% ../nbs/40_train.ipynb #1913c00a
-def precision_interval(bad_flagged, flagged, confidence:float):
-    "Clopper–Pearson interval (low, high) of precision `bad_flagged`/`flagged`, elementwise"
-    k, n = np.asarray(bad_flagged, dtype=float), np.asarray(flagged, dtype=float)
-    a = (1 - confidence) / 2
-    with np.errstate(invalid='ignore', divide='ignore'):
-        low = np.where(k > 0, stats.beta.ppf(a, k, n - k + 1), 0.0)
-        high = np.where(k < n, stats.beta.ppf(1 - a, k + 1, n - k), 1.0)
-    return np.nan_to_num(low), np.nan_to_num(high, nan=1.0)
 
 # %% ../nbs/40_train.ipynb #b1c8dffc
 def precision_p_values(bad_flagged, flagged, target:float) -> np.ndarray:
@@ -227,13 +223,38 @@ def split_labelled(labelled:pd.DataFrame, holdout_fraction:float, max_train:int,
         train = train.groupby('bad', group_keys=False).sample(frac=max_train / n, random_state=seed).sort_values(['known_on', 'customer_id'])
     return TrainingData(train.reset_index(drop=True), holdout.reset_index(drop=True), cut.date() if cut is not None else None, n, split, note)
 
-def tonight_training_data(night) -> TrainingData:
-    "Tonight's labelled customers, split, under the night's policy"
+def labelled_split(night) -> TrainingData:
+    "Tonight's labelled customers, read from the master data and split under the night's policy"
     p, features = night.settings, night_features(night.masterdata, night.contract)
     labelled = labelled_features(night.masterdata, night.contract, night.run_date, p.prediction_horizon_days, features)
     data = split_labelled(labelled, p.holdout_fraction, p.max_training_customers, p.random_seed)
     data.numbers, data.categories = tuple(f.name for f in features if f.kind == 'number'), tuple(f.name for f in features if f.kind == 'category')
     return data
+
+_FACTS_KEY = b'goodbad.split'
+
+def write_labelled(run_dir, data:TrainingData) -> Path:
+    "Tonight's split as the `labelled` artifact: one row per customer with its `part` (train or holdout), the split's facts in the file's metadata"
+    frame = pd.concat([data.train.assign(part='train'), data.holdout.assign(part='holdout')], ignore_index=True)
+    facts = data.facts() | dict(numbers=list(data.numbers), categories=list(data.categories), holdout_from=data.holdout_from)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.replace_schema_metadata((table.schema.metadata or {}) | {_FACTS_KEY: json.dumps(facts, default=str).encode()})
+    path = artifact_path(run_dir, 'labelled'); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix('.partial'); pq.write_table(table, tmp); tmp.replace(path)
+    return path
+
+def read_labelled(run_dir, needed_by:str='this phase') -> TrainingData:
+    "Tonight's split, as the train phase wrote it"
+    table = pq.read_table(read_artifact(run_dir, 'labelled', needed_by))
+    facts, frame = json.loads(table.schema.metadata[_FACTS_KEY]), table.to_pandas()
+    part = frame.pop('part')
+    return TrainingData(frame[part == 'train'].reset_index(drop=True), frame[part == 'holdout'].reset_index(drop=True),
+                        dt.date.fromisoformat(facts['holdout_from']) if facts['holdout_from'] else None, facts['sampled_from'],
+                        facts['split'], facts['note'], tuple(facts['numbers']), tuple(facts['categories']))
+
+def tonight_training_data(night, needed_by:str='this phase') -> TrainingData:
+    "Tonight's labelled customers, split, as the train phase wrote them"
+    return read_labelled(night.run_dir, needed_by)
 
 # %% ../nbs/40_train.ipynb #7691bd02
 def cross_validate_candidate(name:str, data:TrainingData, folds:int, seed:int) -> tuple[np.ndarray, float]:
@@ -285,16 +306,16 @@ def calibrate_winner(model, data:TrainingData, oof:np.ndarray, plan:SequencePlan
 def register_winner(night, name:str, model, fit_seconds:float, data:TrainingData, table:pd.DataFrame, guarantee:Guarantee,
                     frontier:pd.DataFrame, holdout_scores:np.ndarray, fingerprint:dict):
     "Register the fitted winner with its guarantee and what monitoring needs; returns its registry record"
-    from goodbad.monitor import reference_statistics, training_policy_hash, REFERENCE_SAMPLE, pending_estimate, population_reference
-    from goodbad.features import tonight_features, sample_features
     p, row, t = night.settings, table.set_index('candidate').loc[name], guarantee.threshold
     iso = IsotonicRegression(out_of_bounds='clip', y_min=0, y_max=1).fit(holdout_scores, data.holdout.bad)
     calibration = dict(x=iso.X_thresholds_.round(6).tolist(), y=iso.y_thresholds_.round(6).tolist())
-    population = sample_features(tonight_features(night), REFERENCE_SAMPLE, p.random_seed)
+    population = sample_features(tonight_features(night, 'training'), REFERENCE_SAMPLE, p.random_seed)
     pop_scores = model.predict_proba(population[data.inputs])[:, 1]
     reference = reference_statistics(population, pop_scores, t, p.random_seed, data.inputs)
-    reference['estimate'] = pending_estimate(night, population.customer_id.to_numpy(), pop_scores, t, calibration)['estimate']  # the monitor's anchor
-    reference['population'] = population_reference(night)  # who it was trained among, beyond its inputs (a new market shows here)
+    pending = outcome_pending(night.masterdata, night.contract, night.run_date, population.customer_id.to_numpy())
+    reference['estimate'] = pending_estimate(pending, pop_scores, t, calibration)['estimate']  # the monitor's anchor
+    everyone = sensitive_attributes(night.masterdata, night.contract, night.run_date, labelled_only=False)
+    reference['population'] = population_shares(everyone, p.fairness_attributes)  # who it was trained among, beyond its inputs (a new market shows here)
     known = data.holdout.head(25)
     details = dict(
         guarantee=guarantee.summary(), frontier=frontier, cv=dict(recall=row.cv_recall, precision=row.cv_precision, auc=row.cv_auc, start=row.start, start_share=row.start_share),
@@ -322,6 +343,13 @@ class TrainResult:
     frontier: pd.DataFrame|None = None
     shown: str|None = None  # the candidate whose guarantee and frontier are shown: the winner, or the best by AUC
 
+    def summary(self, run_id:str) -> dict:
+        "The training artifact: the version registered tonight (None when none was), the message, the candidates and the guarantee"
+        w = self.winner
+        return dict(version=w.version if w is not None and w.run_id == run_id else None, existing=w.version if w is not None else None,
+                    message=self.message, shown=self.shown, candidates=self.candidates,
+                    guarantee=self.guarantee.summary() if self.guarantee else None, frontier=self.frontier)
+
 def too_few_outcomes(data:TrainingData, policy) -> str|None:
     "Why tonight's known outcomes are too few to train and calibrate on (None when they suffice)"
     if len(data.train) >= policy.min_training_customers and data.train.bad.sum() >= 10 and data.holdout.bad.sum() >= 5: return None
@@ -336,13 +364,19 @@ def _no_candidate(table:pd.DataFrame, data:TrainingData, policy) -> str:
 
 # %% ../nbs/40_train.ipynb #17ba0e6d
 def train_tonight(night, progress=None) -> TrainResult:
-    "Compare the candidates on tonight's outcomes; fit the winner, choose its threshold by the guarantee and register it (when the monitor calls for it)"
+    "Split tonight's labelled customers (the `labelled` artifact); when the monitor calls for it, compare the candidates, fit the winner, choose its threshold by the guarantee and register it"
+    decision = read_artifact(night.run_dir, 'monitor', 'training')
+    data = labelled_split(night)
+    write_labelled(night.run_dir, data)
+    result = _train(night, data, decision, progress)
+    write_artifact(night.run_dir, 'training', result.summary(night.run_id))
+    return result
+
+def _train(night, data:TrainingData, decision:dict, progress=None) -> TrainResult:
     p = night.settings
-    decision = load_fact(night.state, night.run_id, 'monitor')
-    if decision is not None and not decision['retrain']:
-        return TrainResult(pd.DataFrame(), {}, None, None, "no retrain tonight: the monitor found no reason to (no drift, precision on target, "
+    if not decision['retrain']:
+        return TrainResult(pd.DataFrame(), {}, data, None, "no retrain tonight: the monitor found no reason to (no drift, precision on target, "
                            "champion young enough, code and policy unchanged)")
-    data = tonight_training_data(night)
     if few := too_few_outcomes(data, p): return TrainResult(pd.DataFrame(), {}, data, None, f"{few}: no model trained tonight")
     table, oof, plans = compare_candidates(data, p, progress)
     name = pick_winner(table)
@@ -354,7 +388,7 @@ def train_tonight(night, progress=None) -> TrainResult:
         why = (f"its first test failed (p = {g.p_value:.3f} on {g.flagged:,} flagged)" if not g.holds else f"it allows recall {g.recall:.1%} only")
         return TrainResult(table, oof, data, None, f"{name} was expected to hold the target, but on the {g.customers:,} hold-out customers {why}: "
                            "no new model tonight.", g, frontier, shown)
-    rec = register_winner(night, name, model, fit_seconds, data, table, g, frontier, scores, tonight_fingerprint(night))
+    rec = register_winner(night, name, model, fit_seconds, data, table, g, frontier, scores, read_artifact(night.run_dir, 'snapshot', 'training'))
     how = (f"registered as {rec.version}" if rec.run_id == night.run_id
            else f"identical to {rec.version}, registered by run {rec.run_id} and now {rec.status}: nothing new to release")
     return TrainResult(table, oof, data, rec, f"{name} won: {g.sentence()} It is {how}.", g, frontier, shown)
@@ -377,7 +411,7 @@ def frontier_tonight(night, candidate:str|None=None) -> tuple[pd.DataFrame, str,
     "The frontier of tonight's data for `candidate` (default: the policy's first, its baseline); nothing is registered"
     p, name = night.settings, candidate or night.settings.candidates[0]
     if name not in CANDIDATES: raise GoodbadError(f"unknown candidate {name!r}: choose one of {', '.join(CANDIDATES)}")
-    data = tonight_training_data(night)
+    data = labelled_split(night)
     if few := too_few_outcomes(data, p): raise GoodbadError(f"{few}: too few outcomes before {night.run_date} for a frontier")
     oof, _ = cross_validate_candidate(name, data, p.cv_folds, p.random_seed)
     model, _ = fit_candidate(name, data, p.random_seed)

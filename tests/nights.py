@@ -10,19 +10,7 @@ from goodbad.nightly import PHASES
 from goodbad.settings import load_settings
 from goodbad.contract import make_engine
 from goodbad.synthetic import create_masterdata, advance_masterdata
-from goodbad import acquire, features, monitor, train, evaluate, fairness, explain, release, score
-
-STEPS = {
-    'acquire': lambda n: acquire.acquire_tonight(n).raise_if_broken(),
-    'features': features.write_features,
-    'monitor': monitor.monitor_tonight,
-    'train': train.train_tonight,
-    'evaluate': evaluate.evaluate_tonight,
-    'fairness': fairness.fairness_tonight,
-    'explain': explain.explain_tonight,
-    'release': release.release_tonight,
-    'score': score.score_tonight,
-}
+from goodbad.upstream import STEPS
 assert list(STEPS) == [p.split('_', 1)[1] for p in PHASES], 'the in-process night must follow the runner'
 
 

@@ -92,7 +92,7 @@ def test_the_trend_reads_back_every_night(quiet):
     from goodbad.monitor import trend_frame, plot_trend
     import matplotlib; matplotlib.use('Agg')
     n = quiet.nights[-1]
-    t = trend_frame(n.state, n.run_date)
+    t = trend_frame(n.state, n.run_date, n.run_dir.parent)
     assert list(t.run_date.dt.date) == [x.run_date for x in quiet.nights]
     assert t.retrain.tolist() == [True] + [False] * 7, 'a retrain on the first night only'
     assert t.champion.iloc[0] == 'none' and t.champion.iloc[1:].nunique() == 1

@@ -13,7 +13,7 @@ from goodbad import features
 from goodbad.features import Feature
 from goodbad.night import Night
 from goodbad.store import live_models
-from goodbad.acquire import tonight_fingerprint
+from goodbad.artifacts import read_artifact, artifact_path
 
 D = dt.date(2026, 11, 26)
 ENV = {'GOODBAD_CANDIDATES': 'logistic_regression'}  # one algorithm keeps these nights quick; the data is what is tested
@@ -72,7 +72,7 @@ def test_customer_columns_named_as_inputs_reach_the_model_and_the_reasons(world)
     assert champ is not None, n.results['train'].message
     assert {'credit_limit', 'product'} <= set(champ.details['features'])
     assert {'credit_limit', 'product'} <= set(champ.details['reference']['features']), 'the monitor will watch them'
-    assert tonight_fingerprint(n)['tables']['customers']['missing_inputs']['credit_limit'] == 1000, 'their missing values are counted'
+    assert read_artifact(n.run_dir, 'snapshot')['tables']['customers']['missing_inputs']['credit_limit'] == 1000, 'their missing values are counted'
     bad = [r for r in labels(n) if r.label == 'bad']
     assert bad and sum('credit limit (customers table)' in r.reasons for r in bad) > len(bad) / 2, 'the reasons name the bank\'s column'
 
@@ -106,7 +106,7 @@ def test_a_feature_added_to_the_catalog_flows_through_training_scoring_drift_and
         first = play(world, 'catalog')
         champ = live_models(first.state)['champion']
         assert new.name in champ.details['features'] and new.name in champ.details['reference']['features']
-        assert new.name in pq.read_schema(first.work_dir / features.FEATURES_FILE).names, 'scoring computed it'
+        assert new.name in pq.read_schema(artifact_path(first.run_dir, 'features')).names, 'scoring computed it'
         assert new.name in first.results['explain'].importance().index, 'the explanations include it'
         second = play(world, 'catalog', day=D + dt.timedelta(days=1))  # the next night monitors the champion
         assert new.name in set(second.results['monitor'].drift.feature), 'its drift is watched'

@@ -4,6 +4,7 @@ version refused. On SQLite and on the real PostgreSQL server."""
 import datetime as dt, shutil
 import pytest
 import sqlalchemy as sa
+from goodbad.contract import settings_labels_tables
 from conftest import REPO
 from nights import World
 from goodbad import cli
@@ -25,8 +26,7 @@ def approve(world, version, *, by='ana', expect=0, capsys=None, monkeypatch=None
 
 
 def labels(night):
-    from goodbad.score import night_labels_tables
-    current, _, _ = night_labels_tables(night)
+    current, _, _ = settings_labels_tables(night.settings)
     with night.labels_db.connect() as conn:
         return conn.execute(sa.select(current.c.model_version, current.c.model_role, sa.func.count(),
                                       sa.func.sum(sa.case((current.c.label == 'bad', 1), else_=0)),
