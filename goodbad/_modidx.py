@@ -236,6 +236,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'goodbad.nightly.chain_alerts': ('nightly.html#chain_alerts', 'goodbad/nightly.py'),
                                  'goodbad.nightly.check_parameters': ('nightly.html#check_parameters', 'goodbad/nightly.py'),
                                  'goodbad.nightly.earlier_nights': ('nightly.html#earlier_nights', 'goodbad/nightly.py'),
+                                 'goodbad.nightly.error_cell_index': ('nightly.html#error_cell_index', 'goodbad/nightly.py'),
                                  'goodbad.nightly.execute_phase': ('nightly.html#execute_phase', 'goodbad/nightly.py'),
                                  'goodbad.nightly.failing_cell': ('nightly.html#failing_cell', 'goodbad/nightly.py'),
                                  'goodbad.nightly.next_attempt': ('nightly.html#next_attempt', 'goodbad/nightly.py'),

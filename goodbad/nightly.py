@@ -22,8 +22,9 @@ from .contract import make_engine
 
 # %% auto #0
 __all__ = ['PHASES', 'RUN_PARAMETERS', 'LESSON_TAG', 'notebooks_dir', 'check_parameters', 'ThisInterpreterKernelManager',
-           'failing_cell', 'without_lessons', 'execute_phase', 'RunLock', 'next_attempt', 'skipped_phase', 'summarize',
-           'alert_summary', 'send_alerts', 'chain_alerts', 'earlier_nights', 'seal_night', 'run_nightly']
+           'failing_cell', 'error_cell_index', 'without_lessons', 'execute_phase', 'RunLock', 'next_attempt',
+           'skipped_phase', 'summarize', 'alert_summary', 'send_alerts', 'chain_alerts', 'earlier_nights', 'seal_night',
+           'run_nightly']
 
 # %% ../nbs/95_nightly.ipynb #9517dd10
 PHASES = ('10_acquire', '20_features', '30_monitor', '40_train', '50_evaluate', '60_fairness', '70_explain', '80_release', '90_score')
@@ -87,6 +88,11 @@ def failing_cell(e:pm.PapermillExecutionError) -> dict:
     line = lines[n - 1] if n and n <= len(lines) else next((l for l in lines if l.strip()), '')
     return dict(cell_index=e.cell_index, execution_count=e.exec_count, line_number=n, source_line=line.strip())
 
+def error_cell_index(notebook:Path) -> int|None:
+    "The index, in the executed notebook as saved, of the first cell whose output is an error"
+    cells = nbformat.read(str(notebook), as_version=4).cells
+    return next((i for i, c in enumerate(cells) if any(o.get('output_type') == 'error' for o in c.get('outputs', []))), None)
+
 LESSON_TAG = 'lesson'  # cells that prove the library on fixtures: run by nbdev-test, never on a production night
 
 def without_lessons(notebook:Path, into:Path) -> tuple[Path, int]:
@@ -111,6 +117,7 @@ def execute_phase(notebook:Path, out:Path, parameters:dict, cwd:Path) -> dict:
     except Exception as e:
         status, error = 'failed', f"{type(e).__name__}: {e}"
     secs = time.perf_counter() - t0
+    if failed and out.exists(): failed['cell_index'] = error_cell_index(out)  # papermill's index counts before its error banner
     records = read_records(out) if out.exists() else {}
     ran_in = (records.get('kernel') or {}).get('executable')
     if status == 'succeeded' and ran_in != sys.executable:

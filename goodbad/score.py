@@ -59,7 +59,8 @@ class Labeller:
         n = len(frame)
         return dict(customer_id=[int(i) for i in frame.customer_id], label=frame.label.tolist(), score=frame.score.tolist(),
                     model_version=frame.model_version.tolist(), run_id=[self.night.run_id] * n, run_date=[self.night.run_date.isoformat()] * n,
-                    scored_at=[self.scored_at.isoformat(sep=' ')] * n, model_role=frame.model_role.tolist(), reasons=frame.reasons.tolist())
+                    scored_at=[self.scored_at.isoformat(sep=' ')] * n, model_role=frame.model_role.tolist(),
+                    reasons=[r if isinstance(r, str) else None for r in frame.reasons])  # no reasons: NULL (a text column's NaN would be written as 'NaN' by COPY)
 
 # %% ../nbs/90_score.ipynb #d7708bf3
 def stage_labels(engine:Engine, staging:sa.Table, batches, labeller, progress=None) -> int:

@@ -100,6 +100,9 @@ def test_a_failure_mid_run_leaves_its_notebook_and_the_labels(night, tmp_path):
     nb = nbformat.read(day / '50_evaluate.ipynb', as_version=4)
     errors = [o for c in nb.cells if c.cell_type == 'code' for o in c.get('outputs', []) if o.output_type == 'error']
     assert errors and 'injected failure' in errors[0].evalue
+    cell = m['phases'][-1]['failed_cell']
+    assert 'injected failure' in cell['source_line'] and cell['line_number'] >= 1, 'run.json names the failing cell and its line'
+    assert 'injected failure' in nb.cells[cell['cell_index']].source, 'at its place in the executed notebook'
     assert not (day / '90_score.ipynb').exists()
     assert labels_of(sqlite_url(ws)) == before
 

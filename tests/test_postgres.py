@@ -26,3 +26,16 @@ def test_the_night_on_postgres_gives_the_same_labels(night, pg_url, pg_schema, t
     assert secret not in created.stdout + created.stderr + res.stdout + res.stderr
     for f in ws.root.rglob('*'):
         if f.is_file(): assert secret.encode() not in f.read_bytes(), f"the password leaked into {f}"
+    engine = sa.create_engine(url.replace('postgresql://', 'postgresql+psycopg://', 1))
+    with engine.connect() as conn:
+        assert conn.execute(sa.text(f"select count(*) from {pg_schema}.customer_labels where label = 'good' and reasons is not null")).scalar() == 0, \
+            'a good label has no reasons: NULL, never the text NaN'
+    engine.dispose()
+    # the auditor's questions, answered on PostgreSQL as on SQLite
+    cid = next(r[0] for r in pg if r[1] == 'bad')
+    w = json.loads(ws.run('why', '--customer', str(cid), '--json', check=0).stdout)
+    assert (w['label'], w['night'], w['model']['version']) == ('bad', RUN_DATE, m['model']['version']) and w['reasons']
+    assert w['data_fingerprint'] == m['data_fingerprint']['hash']
+    assert 'identical, value for value' in ws.run('replay', RUN_DATE, '--into', str(tmp_path / 'replay'), check=0).stdout
+    assert ws.run('verify', check=0).stdout.strip().endswith('the chain holds')
+    assert secret not in json.dumps(w)
