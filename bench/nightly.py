@@ -36,7 +36,9 @@ table = {}
 for i in range(a.nights):
     day = first + dt.timedelta(days=i)
     if i: advance_masterdata(engine, days=1)
+    t_night = time.perf_counter()
     m = run_nightly(settings, day, progress=print)
+    m['wall_seconds'] = time.perf_counter() - t_night  # the whole night: phases, pages, sealing
     print(f"night {m['run_id']}: {m['status']}" + (f" ({m['error']})" if m['error'] else ''), flush=True)
     table[str(day)] = m
     if m.get('model'): print('  model', m['model']['version'], json.dumps({k: round(v, 4) for k, v in m['model']['holdout'].items()
@@ -52,4 +54,5 @@ for ph in [x['phase'] for x in next(iter(table.values()))['phases']]:
         cells.append(f" {e['seconds']:>12.1f} {e['peak_memory_mb'] or 0:>6.0f}" if e else f" {'-':>12} {'-':>6}")
     print(f"{ph:<10}" + ''.join(cells))
 print(f"{'total':<10}" + ''.join(f" {m['seconds']:>12.1f} {'':>6}" for m in table.values()))
+print(f"{'wall':<10}" + ''.join(f" {m['wall_seconds']:>12.1f} {'':>6}" for m in table.values()) + "   (the whole night: phases, pages, index, sealing)")
 print(f"runner peak memory {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB (it built the master data in-process)")

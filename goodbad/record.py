@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt, json, math, warnings
 from pathlib import Path
 import numpy as np, pandas as pd
-import scrapbook as sb
 from IPython.display import display
 
 # %% auto #0
@@ -44,8 +43,7 @@ def record(name:str, value) -> None:
     display(out['data'], metadata=out['metadata'], raw=True)
 
 def read_records(notebook:str|Path) -> dict:
-    "Every value recorded in the executed `notebook`, by name (empty when it recorded nothing)"
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        nb = sb.read_notebook(str(notebook))
-        return {name: scrap.data['value'] for name, scrap in nb.scraps.items()}
+    "Every value recorded in the executed `notebook`, by name (empty when it recorded nothing); a later record of a name wins, as in scrapbook"
+    cells = json.loads(Path(notebook).read_text()).get('cells', [])
+    scraps = (o.get('data', {}).get(SCRAP_MEDIA_TYPE) for c in cells for o in c.get('outputs', []))
+    return {s['name']: s['data']['value'] for s in scraps if s and isinstance(s.get('data'), dict) and 'value' in s['data']}

@@ -13,109 +13,14 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter, StrMethodFormatter
 from nbconvert import HTMLExporter
 from .core import write_atomic
+from .verdict import COLOURS, RESULT_WORDS, _sentence, _short, for_people, verdict
 
 # %% auto #0
-__all__ = ['RESULT_WORDS', 'COLOURS', 'VERDICT_CSS', 'REPORT_TAG', 'LESSON_TAG', 'SHOWN_MIMETYPES', 'ERROR_TAG', 'PAGE_CSS',
-           'PAGE_TEMPLATE', 'NO_HISTORY', 'NOTHING_YET', 'NIGHT_CSS', 'for_people', 'Verdict', 'verdict', 'cell_tags',
-           'visible_outputs', 'readable', 'shows_something', 'is_papermill_banner', 'failure_cell', 'demoted',
-           'ran_with', 'method_heading', 'reading_order', 'page_exporter', 'page_title', 'render_page', 'dig',
-           'setting', 'night_headline', 'night_figures', 'phases_table', 'trend_points', 'trend_png', 'trend_html',
-           'run_line', 'night_index']
-
-# %% ../nbs/07_report.ipynb #5a0c711a
-def for_people(value, kind:str|None=None) -> str:
-    "`value` as a reader wants it: a share as a percent with one decimal, a count with thousands separators, text as it is"
-    # kind: 'share', 'count' or 'number'; None: an int is a count, a float from 0 to 1 a share
-    if value is None: return '–'
-    if isinstance(value, str): return value
-    if isinstance(value, (bool, np.bool_)): return 'yes' if value else 'no'
-    if isinstance(value, (list, tuple)): return '; '.join(for_people(v, kind) for v in value) or 'none'
-    if not isinstance(value, numbers.Real): return str(value)
-    if math.isnan(value): return '–'
-    if kind == 'count' or (kind is None and isinstance(value, numbers.Integral)): return f"{round(value):,}"
-    if kind == 'share' or (kind is None and 0 <= value <= 1): return f"{100 * value:.1f}%"
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
-
-def _short(text, n:int=240) -> str:
-    "`text` on one line, cut to `n` characters"
-    text = ' '.join(str(text).split())
-    return text if len(text) <= n else text[:n - 1] + '…'
-
-def _sentence(text, n:int=240) -> str:
-    "`text` as a sentence of at most `n` characters: ending in a full stop, or in the ellipsis that cut it"
-    text = _short(text, n)
-    return text if text.endswith('…') else text.rstrip('.') + '.'
-
-# %% ../nbs/07_report.ipynb #ac821b46
-RESULT_WORDS = {True: 'pass', False: 'FAIL', None: '–'}
-COLOURS = {True: '#1a7f37', False: '#cf222e', None: '#8c959f'}  # pass, FAIL, nothing to judge
-
-class Verdict:
-    "The verdict of a phase, shown first on its page: a headline, then its figures beside their limits"
-    def __init__(self, headline:str, figures:list[dict]|None=None, passed:bool|None=None):
-        self.headline, self.figures, self.outcome = str(headline), list(figures or []), passed
-
-    @property
-    def passed(self) -> bool|None:
-        "The outcome given, else: False when a figure fails its limit, True when every figure with a limit passes, None when none has one"
-        if self.outcome is not None: return bool(self.outcome)
-        judged = [bool(f['passed']) for f in self.figures if f.get('passed') is not None]
-        return all(judged) if judged else None
-
-    def rows(self) -> list[tuple]:
-        "Each figure as four texts: figure, tonight, limit, result"
-        return [(str(f.get('figure', '')), for_people(f.get('value'), f.get('kind')), for_people(f.get('limit'), f.get('kind')),
-                 RESULT_WORDS[None if f.get('passed') is None else bool(f['passed'])]) for f in self.figures]
-
-# %% ../nbs/07_report.ipynb #39349a3e
-def _text_table(rows:list[tuple]) -> str:
-    rows = [('figure', 'tonight', 'limit', 'result'), *rows]
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    return '\n'.join('  '.join(r[i].ljust(widths[i]) for i in range(3)) + '  ' + r[3] for r in rows)
-
-def _md_table(rows:list[tuple]) -> str:
-    cell = lambda s: s.replace('|', '\\|').replace('\n', ' ')
-    return '\n'.join(['| figure | tonight | limit | result |', '| --- | --- | --- | --- |'] + ['| ' + ' | '.join(map(cell, r)) + ' |' for r in rows])
-
-def _verdict_repr(self:Verdict) -> str: return self.headline + ('\n\n' + _text_table(self.rows()) if self.figures else '')
-def _verdict_md(self:Verdict) -> str: return f"**{self.headline}**" + ('\n\n' + _md_table(self.rows()) if self.figures else '')
-Verdict.__repr__, Verdict._repr_markdown_ = _verdict_repr, _verdict_md
-
-# %% ../nbs/07_report.ipynb #91af8d3c
-VERDICT_CSS = dict(  # inline, so the verdict looks the same in JupyterLab, on a page and in a mail
-    div="font-family:system-ui,-apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;box-sizing:border-box;max-width:100%;"
-        "margin:0.4em 0 1.2em;padding:0.8em 1.2em 0.9em;border:1px solid #d0d7de;border-left:8px solid {colour};border-radius:6px;"
-        "background:#ffffff;color:#1f2328;overflow-x:auto;",
-    headline="font-size:1.5em;line-height:1.3;font-weight:600;margin:0 0 0.6em;",
-    table="border-collapse:collapse;table-layout:auto;margin:0;font-size:0.95em;max-width:100%;",
-    th="text-align:left;padding:4px 18px 4px 0;border-bottom:2px solid #d0d7de;color:#57606a;font-weight:600;background:transparent;",
-    td="text-align:left;padding:4px 18px 4px 0;border-bottom:1px solid #eaeef2;vertical-align:top;white-space:normal;"
-       "overflow-wrap:break-word;background:transparent;")
-
-def _value_html(value, kind:str|None) -> str:
-    if isinstance(value, (list, tuple)) and value: return '<br>'.join(html.escape(for_people(v, kind)) for v in value)
-    return html.escape(for_people(value, kind))
-
-def _row_html(f:dict, text:tuple) -> str:
-    td, result = VERDICT_CSS['td'], text[3]
-    style = td + (f"color:{COLOURS[result == 'pass']};font-weight:600;" if result in ('pass', 'FAIL') else f"color:{COLOURS[None]};")
-    cells = [html.escape(text[0]), _value_html(f.get('value'), f.get('kind')), _value_html(f.get('limit'), f.get('kind'))]
-    return ('<tr style="background:transparent;">' + ''.join(f'<td style="{td}">{c}</td>' for c in cells)
-            + f'<td style="{style}">{html.escape(result)}</td></tr>')
-
-# %% ../nbs/07_report.ipynb #a2326f72
-def _verdict_html(self:Verdict) -> str:
-    s = VERDICT_CSS
-    head = ''.join(f'<th style="{s["th"]}">{h}</th>' for h in ('figure', 'tonight', 'limit', 'result'))
-    table = (f'<table class="goodbad-figures" style="{s["table"]}"><thead><tr>{head}</tr></thead><tbody>'
-             + ''.join(_row_html(f, t) for f, t in zip(self.figures, self.rows())) + '</tbody></table>') if self.figures else ''
-    return (f'<div class="goodbad-verdict" style="{s["div"].format(colour=COLOURS[self.passed])}">'
-            f'<p class="goodbad-headline" style="{s["headline"]}">{html.escape(self.headline)}</p>{table}</div>')
-Verdict._repr_html_ = _verdict_html
-
-def verdict(headline:str, figures:list[dict]|None=None, passed:bool|None=None) -> Verdict:
-    "The verdict of a phase: `headline` in large type, then `figures` (dicts of figure, value, limit, passed, and optionally kind)"
-    return Verdict(headline, figures, passed)  # passed: the outcome, when it is not the figures' (e.g. the phase failed)
+__all__ = ['REPORT_TAG', 'LESSON_TAG', 'SHOWN_MIMETYPES', 'ERROR_TAG', 'PAGE_CSS', 'PAGE_TEMPLATE', 'NO_HISTORY', 'NOTHING_YET',
+           'NIGHT_CSS', 'cell_tags', 'visible_outputs', 'readable', 'shows_something', 'is_papermill_banner',
+           'failure_cell', 'demoted', 'ran_with', 'method_heading', 'reading_order', 'page_exporter', 'page_title',
+           'render_page', 'dig', 'setting', 'night_headline', 'night_figures', 'phases_table', 'trend_points',
+           'trend_png', 'trend_html', 'run_line', 'night_index']
 
 # %% ../nbs/07_report.ipynb #2ae27b88
 REPORT_TAG = 'report'  # cells that form tonight's report: shown first

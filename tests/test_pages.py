@@ -36,7 +36,7 @@ CELLS = [  # a phase notebook in miniature: library cells with wide outputs firs
     ('code', 'fig, ax = plt.subplots(figsize=(22, 3)); ax.plot(range(10)); plt.show()', None),
     ('code', 'tonight = dict(customers=30_000, missing=0.031)', None),
     ('markdown', '## Report', ['report']),
-    ('code', 'from goodbad.report import verdict\nverdict(f"Tonight\'s {tonight[\'customers\']:,} customers have their features; none is out of its range.",\n'
+    ('code', 'from goodbad.verdict import verdict\nverdict(f"Tonight\'s {tonight[\'customers\']:,} customers have their features; none is out of its range.",\n'
              '        [dict(figure="customers", value=tonight["customers"], limit=500, passed=True),\n'
              '         dict(figure="missing birth dates", value=tonight["missing"], limit=0.05, passed=True)])', ['report']),
     ('code', 'wide.describe().T.head(3)', ['report']),
@@ -102,7 +102,7 @@ def test_phase_that_stopped_on_an_error_opens_on_it(tmp_path):
                 nbformat.v4.new_markdown_cell('## Outcomes'), nbformat.v4.new_code_cell('known = 12\nknown'),
                 nbformat.v4.new_code_cell('raise ValueError(f"only {known} customers have a known outcome, at least 300 are needed to train")'),
                 nbformat.v4.new_markdown_cell('## Report', metadata=dict(tags=['report'])),
-                nbformat.v4.new_code_cell('from goodbad.report import verdict\nverdict("Trained.")', metadata=dict(tags=['report']))]
+                nbformat.v4.new_code_cell('from goodbad.verdict import verdict\nverdict("Trained.")', metadata=dict(tags=['report']))]
     nbformat.write(nb, str(tmp_path/'source.ipynb'))
     with pytest.raises(pm.PapermillExecutionError):
         pm.execute_notebook(str(tmp_path/'source.ipynb'), str(tmp_path/'40_train.ipynb'), parameters=dict(run_date='2026-11-26'),
