@@ -28,6 +28,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'goodbad.audit._rerun': ('audit.html#_rerun', 'goodbad/audit.py'),
                                'goodbad.audit._uncovered': ('audit.html#_uncovered', 'goodbad/audit.py'),
                                'goodbad.audit._unsealed': ('audit.html#_unsealed', 'goodbad/audit.py'),
+                               'goodbad.audit.artifact_findings': ('audit.html#artifact_findings', 'goodbad/audit.py'),
                                'goodbad.audit.chain_record': ('audit.html#chain_record', 'goodbad/audit.py'),
                                'goodbad.audit.file_findings': ('audit.html#file_findings', 'goodbad/audit.py'),
                                'goodbad.audit.file_sha256': ('audit.html#file_sha256', 'goodbad/audit.py'),

@@ -17,7 +17,8 @@ from .store import MODELS, MODEL_EVENTS, RUNS
 __all__ = ['LATER_DETAILS', 'file_sha256', 'night_paths', 'night_files', 'manifest_sha256', 'night_folders', 'read_manifest',
            'night_link', 'previous_night', 'utc_iso', 'lasting_values', 'run_events', 'registry_record',
            'night_versions', 'chain_record', 'seal', 'Finding', 'file_findings', 'link_findings', 'manifest_findings',
-           'lost_nights', 'registry_findings', 'night_kind', 'night_findings', 'verify_runs', 'verify_text']
+           'lost_nights', 'registry_findings', 'night_kind', 'night_findings', 'artifact_findings', 'verify_runs',
+           'verify_text']
 
 # %% ../nbs/97_audit.ipynb #20636baf
 def file_sha256(path:Path) -> str:
@@ -236,15 +237,29 @@ def _uncovered(nights:list[str]) -> Finding:
     return Finding(nights[0], 'chain', f"not covered by the chain: {span} recorded before goodbad sealed its nights (no files record in run.json), "
                    "so nothing shows whether they changed since; check from the first sealed night on to leave them out")
 
+def artifact_findings(state:Engine, model_store:Path, used:dict) -> list[Finding]:
+    "Each model the checked nights used (`used`: version to the first night that used it) whose artifact is missing or not what the registry stored"
+    with state.connect() as conn:
+        rows = {r.version: r for r in conn.execute(sa.select(MODELS.c.version, MODELS.c.artifact, MODELS.c.content_hash).where(MODELS.c.version.in_(list(used))))}
+    found = []
+    for v, night in used.items():
+        if v not in rows: continue  # a deleted row is the registry's finding
+        path = Path(model_store)/rows[v].artifact
+        if not path.is_file(): found.append(Finding(night, f'model:{v}', f"the artifact of model {v} is missing from the model store ({path}): restore it from backup"))
+        elif file_sha256(path) != rows[v].content_hash:
+            found.append(Finding(night, f'model:{v}', f"the artifact of model {v} ({path}) is not the one the registry stored (its SHA-256 differs): it was replaced or damaged"))
+    return found
+
 def verify_runs(runs_dir:Path,                      # the runs folder, one folder per night
                 state:Engine|None=None,             # goodbad's state database, to check manifests and the registry against
                 since:dt.date|str|None=None,        # the first night to check (its link to the night before is checked too)
                 until:dt.date|str|None=None,        # the last night to check
+                model_store:Path|None=None,         # the model store, to check the artifacts of the models the nights used
                ) -> tuple[list[str], list[Finding]]:
     "Check the nights in `runs_dir` against their seals, each other and the state database; returns the nights checked and the findings"
     if not Path(runs_dir).is_dir(): raise GoodbadError(f"there is no runs folder {runs_dir}: give the folder the nightly runs write into (runs_dir in settings.ini)")
     since, until = since and parse_date(since, 'since'), until and parse_date(until, 'until')
-    folders, nights, found, uncovered, before, chained = night_folders(runs_dir), [], [], [], None, False
+    folders, nights, found, uncovered, before, chained, used = night_folders(runs_dir), [], [], [], None, False, {}
     lock = Path(runs_dir)/'.nightly.lock'
     lock = lock.read_text(errors='replace') if lock.is_file() else ''  # the night the runner holds the lock for, if any
     for i, (day, run_dir) in enumerate(folders):
@@ -253,9 +268,12 @@ def verify_runs(runs_dir:Path,                      # the runs folder, one folde
         chained = chained or kind == 'sealed'
         if (since and day < since) or (until and day > until) or kind == 'running': pass
         elif kind == 'uncovered': uncovered.append(str(day))
-        else: nights.append(str(day)); found += night_findings(run_dir, manifest, kind, before, state)
+        else:
+            nights.append(str(day)); found += night_findings(run_dir, manifest, kind, before, state)
+            for v in ((manifest or {}).get('registry') or {}).get('models') or {}: used.setdefault(v, str(day))
         if (run_dir/'run.json').is_file(): before = run_dir
     if state is not None: found += lost_nights(state, folders, since, until)
+    if state is not None and model_store is not None and used: found += artifact_findings(state, model_store, used)
     return nights, sorted(([_uncovered(uncovered)] if uncovered else []) + found, key=lambda f: f.night)
 
 # %% ../nbs/97_audit.ipynb #4aa0a995

@@ -167,7 +167,7 @@ def cmd_verify(args) -> int:
     "goodbad verify: walk the chain of nights and the registry; exit 1 when anything was changed, removed or re-ordered"
     settings = load_settings(find_settings(args.settings))
     state = init_state(make_engine(settings.state_url))
-    nights, findings = verify_runs(settings.runs_dir, state, since=parse_date(args.since, '--since') if args.since else None)
+    nights, findings = verify_runs(settings.runs_dir, state, since=parse_date(args.since, '--since') if args.since else None, model_store=settings.model_store)
     if args.json: _print_json(dict(nights=nights, findings=[f.__dict__ for f in findings], holds=not findings))
     else: _say(verify_text(nights, findings))
     return 1 if findings else 0

@@ -214,12 +214,12 @@ def send_alerts(settings:Settings, manifest:dict) -> list[str]:
     return done
 
 # %% ../nbs/95_nightly.ipynb #69926e3c
-def chain_alerts(runs:Path, state, run_date:dt.date) -> list[str]:
+def chain_alerts(runs:Path, state, run_date:dt.date, model_store:Path|None=None) -> list[str]:
     "The breaks in the record of the night before `run_date`, as alerts (the night goes on)"
     link = previous_night(runs, run_date)
     if link is None: return []
     day = dt.date.fromisoformat(link['run_date'])
-    _, findings = verify_runs(runs, state, since=day, until=day)
+    _, findings = verify_runs(runs, state, since=day, until=day, model_store=model_store)
     return [f"audit record of {f.night}: {f.item}: {f.problem}" for f in findings]
 
 def earlier_nights(state, run_date:dt.date, n:int=90) -> list[dict]:
@@ -253,7 +253,7 @@ def run_nightly(settings:Settings, run_date:dt.date, progress=None, nbs:Path|Non
                         runner=dict(python=interpreter(), kernel='ipykernel under the runner\'s own interpreter'),
                         superseded=superseded, phases=[], error=None)
         state = init_state(make_engine(settings.state_url))
-        broken = chain_alerts(runs, state, run_date)
+        broken = chain_alerts(runs, state, run_date, settings.model_store)
         def save():
             manifest.update(summarize(manifest['phases']))
             manifest['alerts'] = broken + manifest['alerts']
