@@ -6,11 +6,12 @@
 from __future__ import annotations
 import argparse, datetime as dt, json, shutil, sys, tempfile, time
 from pathlib import Path
+import goodbad
 from .core import GoodbadError, ReleaseError, parse_date, redact_url
 from .settings import load_settings, _check_url
 from .contract import make_engine, settings_contract
 from .night import Night, find_settings, ensure_demo_masterdata
-from .store import init_state, move, live_models, get_model, find_models, model_events
+from .store import init_state, move, moves, live_models, get_model, find_models, model_events
 from .synthetic import SCENARIOS, create_masterdata, advance_masterdata
 from .train import frontier_tonight
 from .nightly import run_nightly
@@ -20,9 +21,9 @@ from .audit import verify_runs, verify_text
 from .why import why_label, why_text, replay_night, replay_text
 
 # %% auto #0
-__all__ = ['NO_MODEL', 'EXIT_STATUSES', 'cmd_nightly', 'cmd_masterdata_create', 'cmd_masterdata_advance', 'cmd_approve',
-           'cmd_reject', 'cmd_promote', 'cmd_rollback', 'cmd_simulate', 'cmd_frontier', 'cmd_models', 'cmd_verify',
-           'cmd_why', 'cmd_replay', 'parser', 'main']
+__all__ = ['NO_MODEL', 'EXIT_STATUSES', 'night_summary', 'cmd_nightly', 'cmd_masterdata_create', 'cmd_masterdata_advance',
+           'cmd_approve', 'cmd_reject', 'cmd_promote', 'cmd_rollback', 'cmd_simulate', 'cmd_frontier', 'cmd_models',
+           'cmd_verify', 'cmd_why', 'cmd_replay', 'parser', 'main']
 
 # %% ../nbs/99_cli.ipynb #c2479ec3
 def _say(msg:str) -> None: print(msg, flush=True)
@@ -35,11 +36,25 @@ EXIT_STATUSES = '''exit status:
   3  no model: nothing in production and none could be released tonight (run.json says why); nothing is labelled
 goodbad verify exits 1 when the record of any night is broken; goodbad replay exits 1 when the replayed labels differ.'''
 
+def _err(msg:str) -> None: print(msg, file=sys.stderr, flush=True)
+
+def night_summary(m:dict, settings, day:dt.date, status:int) -> dict:
+    "What `goodbad nightly --json` prints: the night's outcome for a machine"
+    keys = ('run_id', 'run_date', 'status', 'error', 'no_model', 'seconds', 'model', 'canary', 'labels', 'alerts', 'release', 'waiting_for_approval')
+    return {k: m.get(k) for k in keys} | dict(exit_status=status, report=str(Path(settings.runs_dir)/str(day)/'index.html'))
+
 def cmd_nightly(args) -> int:
     "goodbad nightly: run every phase notebook for one night"
     settings = load_settings(find_settings(args.settings))
     day = parse_date(args.date, '--date') if args.date else dt.date.today()
-    m = run_nightly(settings, day, progress=_say)
+    say = _err if args.json else _say
+    m = run_nightly(settings, day, progress=say)
+    status = _night_end(m, settings, day, say)
+    if args.json: _print_json(night_summary(m, settings, day, status))
+    return status
+
+def _night_end(m:dict, settings, day:dt.date, _say) -> int:
+    "Say how the night ended; its exit status"
     if m['status'] == 'succeeded':
         model, labels = m.get('model') or {}, m.get('labels') or {}
         h = model.get('holdout') or {}
@@ -100,8 +115,8 @@ def cmd_promote(args) -> int:
     get_model(state, args.version)
     champ = live_models(state)['champion']
     if champ is not None and champ.version == args.version: raise ReleaseError(f"{args.version} is already the champion")
-    m = move(state, args.version, 'champion', args.by, args.note or 'promoted by hand')
-    if champ is not None: move(state, champ.version, 'retired', args.by, f"replaced by {m.version}, promoted by hand")
+    steps = ([(champ.version, 'retired', f"replaced by {args.version}, promoted by hand")] if champ is not None else []) + [(args.version, 'champion', args.note or 'promoted by hand')]
+    m = moves(state, steps, args.by)[-1]  # one transaction: never two champions, never none
     _say(f"{m.version} is the champion, promoted by {m.status_by}" + (f"; {champ.version} retires" if champ else ''))
     return 0
 
@@ -116,8 +131,8 @@ def cmd_rollback(args) -> int:
     if champ is None: raise ReleaseError("there is nothing to roll back: no canary is running and no model is in production")
     earlier = find_models(state, status='retired')
     if not earlier: raise ReleaseError(f"there is no earlier champion to return to; {champ.version} stays in production")
-    move(state, champ.version, 'rolled_back', args.by, args.note or 'rolled back by hand')
-    m = move(state, earlier[0].version, 'champion', args.by, f"back in production: {champ.version} was rolled back")
+    m = moves(state, [(champ.version, 'rolled_back', args.note or 'rolled back by hand'),
+                      (earlier[0].version, 'champion', f"back in production: {champ.version} was rolled back")], args.by)[-1]
     _say(f"{champ.version} is rolled back by {args.by}; {m.version} is the champion again")
     return 0
 
@@ -153,6 +168,10 @@ def cmd_models(args) -> int:
     settings = load_settings(find_settings(args.settings))
     state = init_state(make_engine(settings.state_url))
     models = find_models(state)
+    if args.json:
+        _print_json([dict(version=m.version, status=m.status, status_at=m.status_at, status_by=m.status_by, algorithm=m.algorithm, threshold=m.threshold,
+                          run_date=m.run_date, created_at=m.created_at, guarantee=m.details.get('guarantee'), events=model_events(state, m.version)) for m in models])
+        return 0
     if not models: _say('no model registered yet'); return 0
     _say(f"{'version':<48} {'status':<11} {'threshold':>9} {'recall':>7}  status since, by: note   (recall: on its hold-out, at the guaranteed threshold)")
     notes = {e['version']: e['note'] for e in model_events(state)}
@@ -188,17 +207,28 @@ def cmd_replay(args) -> int:
     _print_json(r) if args.json else _say(replay_text(r))
     return 0 if r['identical'] else 1
 
+# %% ../nbs/99_cli.ipynb #dfdbe0f4
+class _Commands:
+    "Subcommands that each accept --settings too, after their own name (`goodbad nightly --settings X`)"
+    def __init__(self, action): self.action = action
+    def add_parser(self, name:str, **kw) -> argparse.ArgumentParser:
+        p = self.action.add_parser(name, **kw)
+        p.add_argument('--settings', default=argparse.SUPPRESS, help='the settings.ini to obey (also accepted before the command)')
+        return p
+
 # %% ../nbs/99_cli.ipynb #26a88a83
 def parser() -> argparse.ArgumentParser:
     "The `goodbad` command line"
     p = argparse.ArgumentParser(prog='goodbad', description='Label every customer good or bad each night; keep every night as an audit record.',
                                 epilog=EXIT_STATUSES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--settings', help='the settings.ini to obey (default: GOODBAD_SETTINGS, else the nearest settings.ini)')
-    sub = p.add_subparsers(dest='command', required=True)
+    p.add_argument('--version', action='version', version=f'goodbad {goodbad.__version__}')
+    sub = _Commands(p.add_subparsers(dest='command', required=True))
     n = sub.add_parser('nightly', help="run tonight's phases end to end")
     n.add_argument('--date', help='the night to run, YYYY-MM-DD (default: today)')
+    n.add_argument('--json', action='store_true', help='print the night\'s summary as JSON on standard output (progress goes to standard error)')
     n.set_defaults(func=cmd_nightly)
-    md = sub.add_parser('masterdata', help='synthetic master data: create or advance').add_subparsers(dest='action', required=True)
+    md = _Commands(sub.add_parser('masterdata', help='synthetic master data: create or advance').add_subparsers(dest='action', required=True))
     c = md.add_parser('create', help='fill a database with synthetic master data')
     c.add_argument('--customers', type=int, default=30_000, help='how many customers (default 30,000)')
     c.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
@@ -218,6 +248,7 @@ def parser() -> argparse.ArgumentParser:
     fr.add_argument('--candidate', help='the algorithm (default: the first of the policy\'s candidates, its baseline)')
     fr.set_defaults(func=cmd_frontier)
     m = sub.add_parser('models', help='the registered model versions and their statuses')
+    m.add_argument('--json', action='store_true', help='print every version with its status, threshold, guarantee and events as JSON')
     m.set_defaults(func=cmd_models)
     for name, func, what in (('approve', cmd_approve, 'approve a challenger: it starts its canary at the next night'),
                              ('reject', cmd_reject, 'reject a challenger or an approved model: it never labels anyone'),

@@ -4,6 +4,7 @@
 
 # %% ../nbs/03_contract.ipynb #342bd62d
 from __future__ import annotations
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 import sqlalchemy as sa
@@ -15,7 +16,7 @@ from .core import GoodbadError, SENSITIVE_COLUMNS
 # %% auto #0
 __all__ = ['PAYMENT_STATUSES', 'OUTCOMES', 'TYPE_FAMILIES', 'Contract', 'contract_tables', 'settings_contract',
            'optional_columns_present', 'type_family', 'type_fits', 'days_between', 'shift_days', 'make_engine',
-           'bulk_insert', 'labels_tables', 'settings_labels_tables', 'ensure_labels_tables']
+           'bulk_insert', 'labels_tables', 'settings_labels_tables', 'ensure_labels_tables', 'latest_sale']
 
 # %% ../nbs/03_contract.ipynb #8f1f7533
 PAYMENT_STATUSES = ('paid', 'late', 'unpaid', 'returned')
@@ -192,3 +193,12 @@ def ensure_labels_tables(engine:Engine, tables:tuple) -> None:
                 if col.name not in have:
                     ddl = sa.schema.CreateColumn(col).compile(dialect=engine.dialect)
                     conn.execute(sa.text(f"ALTER TABLE {engine.dialect.identifier_preparer.format_table(t)} ADD COLUMN {ddl}"))
+
+# %% ../nbs/03_contract.ipynb #76e2aad7
+def latest_sale(engine:Engine, c:Contract, before) -> dt.date|None:
+    "The day of the latest sale dated before `before`"
+    s = c.sales.c
+    try:
+        with engine.connect() as conn: v = conn.execute(sa.select(sa.func.max(s.sold_at)).where(s.sold_at < sa.literal(before, sa.Date))).scalar()
+    except sa.exc.SQLAlchemyError: return None
+    return None if v is None else dt.date.fromisoformat(str(v)[:10])

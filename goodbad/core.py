@@ -11,10 +11,10 @@ from sqlalchemy.engine import make_url, URL
 import goodbad
 
 # %% auto #0
-__all__ = ['SENSITIVE_COLUMNS', 'TRACKED_PACKAGES', 'GoodbadError', 'SettingsError', 'ContractError', 'ModelStoreError',
-           'NoModelError', 'ReleaseError', 'ExplanationError', 'RunError', 'redact_url', 'sha256_bytes', 'sha256_json',
-           'write_atomic', 'package_versions', 'library_hash', 'code_version', 'interpreter', 'peak_memory_mb',
-           'utcnow', 'parse_date']
+__all__ = ['SENSITIVE_COLUMNS', 'SECRET_PARAMETER', 'TRACKED_PACKAGES', 'GoodbadError', 'SettingsError', 'ContractError',
+           'ModelStoreError', 'NoModelError', 'ReleaseError', 'ExplanationError', 'RunError', 'redact_url',
+           'sha256_bytes', 'sha256_json', 'write_atomic', 'package_versions', 'library_hash', 'code_version',
+           'interpreter', 'peak_memory_mb', 'utcnow', 'parse_date']
 
 # %% ../nbs/00_core.ipynb #661d27ee
 SENSITIVE_COLUMNS = ('birth_date', 'gender')  # columns of the customers used for fairness reporting only, never as model inputs
@@ -44,10 +44,16 @@ class RunError(GoodbadError):
     "The nightly run cannot start or go on (another run holds the lock, a notebook misdeclares parameters)"
 
 # %% ../nbs/00_core.ipynb #9d7ba527
+SECRET_PARAMETER = re.compile(r'pass|pwd|secret|token|key|auth|credential', re.I)  # query parameters a driver may read as a secret
+
 def redact_url(url:str|URL) -> str:
-    "`url` as text with any password masked, safe for logs, reports and manifests"
-    try: return make_url(url).render_as_string(hide_password=True)
-    except Exception: return re.sub(r'(//[^/:@]*:)[^@/]*@', r'\1***@', str(url))
+    "`url` as text with any password masked, in its user info or in a query parameter, safe for logs, reports and manifests"
+    try:
+        u = make_url(url)
+        return u.set(query={k: '***' if SECRET_PARAMETER.search(k) else v for k, v in u.query.items()}).render_as_string(hide_password=True).replace('%2A%2A%2A', '***')
+    except Exception:
+        text = re.sub(r'(//[^/:@]*:)[^@/]*@', r'\1***@', str(url))
+        return re.sub(r'([?&][^=&]*(?:pass|pwd|secret|token|key|auth|credential)[^=&]*=)[^&]*', r'\1***', text, flags=re.I)
 
 # %% ../nbs/00_core.ipynb #f1dc2383
 def sha256_bytes(data:bytes) -> str:

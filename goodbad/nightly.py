@@ -4,7 +4,7 @@
 
 # %% ../nbs/95_nightly.ipynb #1303204a
 from __future__ import annotations
-import datetime as dt, fcntl, json, os, re, shutil, subprocess, sys, tempfile, time, urllib.request, warnings
+import contextlib, datetime as dt, fcntl, json, os, re, shutil, signal, subprocess, sys, tempfile, threading, time, urllib.request, warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import goodbad
@@ -15,16 +15,16 @@ from .core import GoodbadError, RunError, code_version, interpreter, package_ver
 from .settings import Settings, public_settings
 from .night import ensure_demo_masterdata
 from .record import read_records, plain
-from .store import init_state, save_run, list_runs
+from .store import init_state, save_run, list_runs, registry_problems
 from .report import render_page, night_index
 from .audit import chain_record, night_versions, previous_night, seal, verify_runs
-from .contract import make_engine
+from .contract import make_engine, settings_contract, latest_sale
 
 # %% auto #0
 __all__ = ['PHASES', 'RUN_PARAMETERS', 'LESSON_TAG', 'notebooks_dir', 'check_parameters', 'ThisInterpreterKernelManager',
-           'failing_cell', 'error_cell_index', 'without_lessons', 'execute_phase', 'RunLock', 'next_attempt',
-           'skipped_phase', 'summarize', 'alert_summary', 'send_alerts', 'chain_alerts', 'earlier_nights', 'seal_night',
-           'run_nightly']
+           'failing_cell', 'error_cell_index', 'without_lessons', 'execute_phase', 'check_night', 'RunLock',
+           'next_attempt', 'skipped_phase', 'summarize', 'alert_summary', 'send_alerts', 'Stopped', 'stopped_phase',
+           'stopped_by_signals', 'chain_alerts', 'earlier_nights', 'seal_night', 'run_nightly']
 
 # %% ../nbs/95_nightly.ipynb #9517dd10
 PHASES = ('10_acquire', '20_features', '30_monitor', '40_train', '50_evaluate', '60_fairness', '70_explain', '80_release', '90_score')
@@ -55,11 +55,31 @@ class ThisInterpreterKernelManager(AsyncKernelManager):
         super().__init__(**kw)
         self.transport, self.ip = 'ipc', str(Path(tempfile.mkdtemp(prefix='goodbad-kernel-'))/'kernel')
 
+    running: set = set()  # the process ids of the kernels alive now: a stopped night stops them
+
     async def _async_launch_kernel(self, kernel_cmd, **kw):
         if self.kernel_log is not None:
             log = open(self.kernel_log, 'ab')
             kw.update(stdout=log, stderr=log)
-        return await super()._async_launch_kernel(kernel_cmd, **kw)
+        res = await super()._async_launch_kernel(kernel_cmd, **kw)
+        if getattr(self.provisioner, 'pid', None): ThisInterpreterKernelManager.running.add(self.provisioner.pid)
+        return res
+
+    async def _async_cleanup_resources(self, restart:bool=False) -> None:
+        await super()._async_cleanup_resources(restart)
+        if not restart:
+            shutil.rmtree(Path(self.ip).parent, ignore_errors=True)  # its socket folder: nothing left in the temporary directory
+            ThisInterpreterKernelManager.running.discard(getattr(self.provisioner, 'pid', None))
+
+    @classmethod
+    def stop_all(cls) -> int:
+        "Kill every kernel still running, with its own children (each leads a session of its own); how many"
+        n = 0
+        for pid in list(cls.running):
+            try: os.killpg(pid, signal.SIGKILL); n += 1
+            except (ProcessLookupError, PermissionError): pass
+            cls.running.discard(pid)
+        return n
 
     @classmethod
     def logging_to(cls, path:Path) -> type:
@@ -124,6 +144,24 @@ def execute_phase(notebook:Path, out:Path, parameters:dict, cwd:Path) -> dict:
         status, error = 'failed', f"the notebook ran under {ran_in}, not under the runner's interpreter {sys.executable}"
     return dict(phase=notebook.stem.split('_', 1)[-1], notebook=out.name, html=None, status=status, lessons_left_out=lessons,
                 seconds=round(secs, 2), peak_memory_mb=records.get('peak_memory_mb'), records=records, error=error, failed_cell=failed)
+
+# %% ../nbs/95_nightly.ipynb #2d1884d4
+def check_night(settings:Settings, run_date:dt.date, today:dt.date|None=None) -> None:
+    "Refuse a night dated after tomorrow, on a SQLite master data that does not exist, or too far from its latest sale"
+    today, url = today or dt.date.today(), settings.masterdata_url
+    if run_date > today + dt.timedelta(days=1):
+        raise RunError(f"the run date {run_date} is after today ({today}): a night labels customers from the data dated before it, and that "
+                       f"data does not exist yet. Give a --date up to {today + dt.timedelta(days=1)}.")
+    if url.get_backend_name() == 'sqlite' and url.database and not Path(url.database).is_file():
+        raise RunError(f"the master data {url.database} does not exist ({settings.sources['masterdata_url']}): check the path; "
+                       "goodbad never creates an empty master data in its place")
+    engine = make_engine(url)
+    try: last = latest_sale(engine, settings_contract(settings), run_date)
+    finally: engine.dispose()
+    if last is not None and (run_date - last).days > settings.max_data_age_days:
+        raise RunError(f"the run date {run_date} is {(run_date - last).days} days after the latest sale before it ({last}); the policy allows "
+                       f"{settings.max_data_age_days} (max_data_age_days in settings.ini). Every customer would be described as of a day the data "
+                       "does not reach: check --date, or whether the sales feed has stalled.")
 
 # %% ../nbs/95_nightly.ipynb #90a0a3ef
 class RunLock:
@@ -213,6 +251,28 @@ def send_alerts(settings:Settings, manifest:dict) -> list[str]:
         except Exception as e: done.append(f"webhook failed: {type(e).__name__}")  # the URL may hold a token: never echoed
     return done
 
+# %% ../nbs/95_nightly.ipynb #9eeed6f4
+class Stopped(BaseException):
+    "The night was stopped by a signal (a BaseException, like KeyboardInterrupt: no library's `except Exception` swallows it)"
+
+def stopped_phase(started:dict, run_dir:Path, why) -> dict:
+    "The manifest entry of the phase a signal stopped"
+    p = started.get('phase')
+    return dict(phase=p.split('_', 1)[1] if p else 'none', notebook=f'{p}.ipynb' if p and (Path(run_dir)/f'{p}.ipynb').exists() else None, html=None,
+                status='failed', lessons_left_out=0, seconds=round(time.perf_counter() - started.get('at', time.perf_counter()), 2),
+                peak_memory_mb=None, records={}, error=str(why), failed_cell=None)
+
+def _stop(signum, frame): raise Stopped(f"stopped by {signal.Signals(signum).name} (a scheduler's timeout, or a person)")
+
+@contextlib.contextmanager
+def stopped_by_signals():
+    "While the phases run, SIGTERM and SIGINT raise `Stopped` (in the main thread; elsewhere signals are not ours to take)"
+    if threading.current_thread() is not threading.main_thread(): yield; return
+    old = {s: signal.signal(s, _stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try: yield
+    finally:
+        for s, h in old.items(): signal.signal(s, h)
+
 # %% ../nbs/95_nightly.ipynb #69926e3c
 def chain_alerts(runs:Path, state, run_date:dt.date, model_store:Path|None=None) -> list[str]:
     "The breaks in the record of the night before `run_date`, as alerts (the night goes on)"
@@ -244,6 +304,10 @@ def run_nightly(settings:Settings, run_date:dt.date, progress=None, nbs:Path|Non
         for p in PHASES: check_parameters(nbs/f'{p}.ipynb', dict.fromkeys(RUN_PARAMETERS, ''))
         if ensure_demo_masterdata(settings, run_date, progress=lambda m: say(f"  creating the demo master data: {m}")):
             say(f"  created the demo master data ({settings.demo_customers:,} customers)")
+        check_night(settings, run_date)
+        state = init_state(make_engine(settings.state_url))
+        if problems := registry_problems(state, settings.model_store):
+            raise RunError("the model registry cannot be trusted tonight, so the night does not start:\n" + '\n'.join(f"  - {p}" for p in problems))
         run_dir = runs/str(run_date)
         run_id, superseded = next_attempt(run_dir, run_date)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -252,7 +316,6 @@ def run_nightly(settings:Settings, run_date:dt.date, progress=None, nbs:Path|Non
                         parameters=params, settings=public_settings(settings), code=code_version(), packages=package_versions(),
                         runner=dict(python=interpreter(), kernel='ipykernel under the runner\'s own interpreter'),
                         superseded=superseded, phases=[], error=None)
-        state = init_state(make_engine(settings.state_url))
         broken = chain_alerts(runs, state, run_date, settings.model_store)
         def save():
             manifest.update(summarize(manifest['phases']))
@@ -262,23 +325,31 @@ def run_nightly(settings:Settings, run_date:dt.date, progress=None, nbs:Path|Non
         save()
         say(f"goodbad nightly {run_date}: run {run_id}, {len(PHASES)} phases, into {run_dir}")
         pages = {}
-        with ThreadPoolExecutor(max_workers=1) as html_pool:
+        started = {}  # the phase running now, and since when: what a stop interrupts
+        def phases(html_pool):
             no_model = None
             for i, p in enumerate(PHASES, 1):
                 if no_model:
                     manifest['phases'].append(skipped_phase(p, no_model))
                     say(f"  [{i}/{len(PHASES)}] {p.split('_', 1)[1]}: skipped, there is no model"); continue
                 say(f"  [{i}/{len(PHASES)}] {p.split('_', 1)[1]} ...")
+                started.update(phase=p, at=time.perf_counter())
                 entry = execute_phase(nbs/f'{p}.ipynb', run_dir/f'{p}.ipynb', params, run_dir)
                 manifest['phases'].append(entry)
                 if (run_dir/entry['notebook']).exists(): pages[entry['phase']] = html_pool.submit(_html, run_dir/entry['notebook'])
                 say(f"  [{i}/{len(PHASES)}] {entry['phase']}: {entry['status']} in {entry['seconds']:.1f}s" + (f" - {entry['error']}" if entry['error'] else ''))
                 if entry['status'] != 'succeeded':
                     manifest.update(status='failed', error=f"phase {entry['phase']} failed: {entry['error']}")
-                    break
+                    return
                 no_model = entry['records'].get('no_model')
                 save()
-            else: manifest.update(status='no_model' if no_model else 'succeeded', no_model=no_model)
+            manifest.update(status='no_model' if no_model else 'succeeded', no_model=no_model)
+        with ThreadPoolExecutor(max_workers=1) as html_pool, stopped_by_signals():
+            try: phases(html_pool)
+            except Stopped as e:
+                manifest['phases'].append(stopped_phase(started, run_dir, e))
+                manifest.update(status='failed', error=f"phase {manifest['phases'][-1]['phase']} was {e}; {ThisInterpreterKernelManager.stop_all()} kernel(s) killed")
+                say(f"  {manifest['error']}")
         for entry in manifest['phases']:
             page = pages[entry['phase']].result() if entry['phase'] in pages else None
             entry['html'] = page.name if page else None

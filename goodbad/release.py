@@ -10,7 +10,7 @@ import numpy as np, pandas as pd
 import sqlalchemy as sa
 from .core import ReleaseError
 from .features import tonight_features, read_feature_batches, model_inputs
-from .store import (find_models, get_model, live_models, load_model, move, record_canary_night, canary_nights_passed,
+from .store import (find_models, get_model, live_models, load_model, move, moves, record_canary_night, canary_nights_passed,
                            update_details, model_events)
 from .contract import settings_labels_tables
 from .evaluate import tonight_models, tonight_evaluation
@@ -156,9 +156,8 @@ def _start_canary(night, rec, why:str, rep:ReleaseReport):
     rep.actions.append(f"{rec.version} starts its canary tonight on {night.settings.canary_fraction:.0%} of customers ({why})")
 
 def _promote(night, rec, why:str, rep:ReleaseReport):
-    champ = live_models(night.state)['champion']
-    if champ is not None: move(night.state, champ.version, 'retired', BY, f"replaced by {rec.version}", night.run_id)
-    move(night.state, rec.version, 'champion', BY, why, night.run_id)
+    champ = live_models(night.state)['champion']  # retired and crowned in one transaction: never two champions, never none
+    moves(night.state, ([(champ.version, 'retired', f"replaced by {rec.version}")] if champ is not None else []) + [(rec.version, 'champion', why)], BY, night.run_id)
     rep.actions.append(f"{rec.version} is the new champion ({why})" + (f", {champ.version} retires" if champ else ''))
 
 # %% ../nbs/80_release.ipynb #8cef550f

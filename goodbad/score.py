@@ -18,7 +18,7 @@ from .release import in_canary_slice
 from .artifacts import write_artifact
 
 # %% auto #0
-__all__ = ['production_model', 'Labeller', 'stage_labels', 'publish_labels', 'score_tonight']
+__all__ = ['production_model', 'Labeller', 'stage_labels', 'publish_labels', 'share_problem', 'score_tonight']
 
 # %% ../nbs/90_score.ipynb #1d0331e5
 def production_model(state:Engine):
@@ -91,6 +91,17 @@ def publish_labels(engine:Engine, tables:tuple, run_date:dt.date, expected:int) 
         counts = dict(conn.execute(sa.select(current.c.label, sa.func.count()).group_by(current.c.label)).all())
     return dict(customers=expected, bad=counts.get('bad', 0), good=counts.get('good', 0))
 
+# %% ../nbs/90_score.ipynb #d697038c
+def share_problem(bad:int, customers:int, reference:float|None, limit:float) -> str|None:
+    "Why tonight's share labelled bad cannot be published (None when it can)"
+    if reference is None or not customers: return None
+    now = bad / customers
+    ratio = max(now, reference) / max(min(now, reference), 1e-9)
+    if ratio <= limit: return None
+    return (f"{now:.1%} of tonight's customers were labelled bad, against {reference:.1%} among the customers the model was trained among "
+            f"(x{ratio:.1f}; the policy allows x{limit:g}, max_bad_share_ratio): tonight's labels are not published and customer_labels "
+            "keeps last night's. Check the run date against the data, and the feeds")
+
 # %% ../nbs/90_score.ipynb #dd79a838
 def score_tonight(night, progress=None) -> dict:
     "Label every customer (champion, and canary on its slice) with reasons for the bad ones, and publish the labels"
@@ -102,6 +113,8 @@ def score_tonight(night, progress=None) -> dict:
     tables = settings_labels_tables(night.settings)
     t0 = time.perf_counter()
     stage_labels(night.labels_db, tables[2], read_feature_batches(path, night.settings.chunk_size), labeller, progress)
+    with night.labels_db.connect() as conn: bad = conn.execute(sa.select(sa.func.count()).where(tables[2].c.label == 'bad')).scalar()
+    if why := share_problem(bad, expected, (champion.details.get('reference') or {}).get('share_bad'), night.settings.max_bad_share_ratio): raise GoodbadError(why)
     published = publish_labels(night.labels_db, tables, night.run_date, expected)
     with night.labels_db.connect() as conn:
         roles = dict(conn.execute(sa.select(tables[0].c.model_role, sa.func.count()).group_by(tables[0].c.model_role)).all())

@@ -12,8 +12,8 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from .core import SettingsError, SENSITIVE_COLUMNS, redact_url, sha256_json
 
 # %% auto #0
-__all__ = ['CANDIDATE_NAMES', 'FAIRNESS_COLUMNS', 'FAIRNESS_METRICS', 'RENAMED', 'RULES', 'TRAINING_KEYS', 'Rule', 'Settings',
-           'load_settings', 'public_settings', 'training_policy_hash']
+__all__ = ['CANDIDATE_NAMES', 'FAIRNESS_COLUMNS', 'FAIRNESS_METRICS', 'RENAMED', 'RULES', 'OTHER_VARIABLES', 'TEST_PREFIX',
+           'TRAINING_KEYS', 'Rule', 'Settings', 'load_settings', 'public_settings', 'training_policy_hash']
 
 # %% ../nbs/01_settings.ipynb #cf75acde
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ RULES = (
     Rule('data', 'labels_table', 'identifier', 'customer_labels', "tonight's labels, replaced whole each night"),
     Rule('data', 'labels_history_table', 'identifier', 'customer_labels_history', 'every night of labels'),
     Rule('data', 'demo_customers', 'int', 30000, 'customers in the demo master data created on a fresh machine', 500, 5_000_000),
+    Rule('data', 'max_data_age_days', 'int', 14, 'most days between the latest sale before the run date and the run date; a night further from its data is refused', 1, 3650),
     Rule('precision', 'precision_target', 'float', 0.90, 'share of customers labelled bad that must truly be bad', 0.5, 0.999),
     Rule('precision', 'confidence_level', 'float', 0.95, 'confidence at which the precision target must hold (its lower bound)', 0.5, 0.999),
     Rule('precision', 'min_recall', 'float', 0.05, 'share of bad customers a model must find; below it a model is useless', 0.0, 1.0),
@@ -62,6 +63,7 @@ RULES = (
     Rule('training', 'max_training_customers', 'int', 200_000, 'largest training sample (a stratified sample is drawn above it)', 1000, 50_000_000),
     Rule('training', 'candidates', 'names', CANDIDATE_NAMES, 'algorithms tried each night, baseline first', choices=CANDIDATE_NAMES),
     Rule('training', 'random_seed', 'int', 42, 'seed for splits and models, so a night can be repeated', 0, 2**31-1),
+    Rule('scoring', 'max_bad_share_ratio', 'float', 5.0, "largest factor between tonight's share labelled bad and the share the champion labelled among the customers it was trained among; beyond it, tonight's labels are not published", 1.5, 1000.0),
     Rule('scoring', 'chunk_size', 'int', 50_000, 'customers scored per chunk (memory stays flat as customers grow)', 100, 5_000_000),
     Rule('inputs', 'customer_numbers', 'columns', (), 'numeric columns of the customers table that are model inputs besides the sales features'),
     Rule('inputs', 'customer_categories', 'columns', (), 'categorical columns of the customers table that are model inputs besides the sales features'),
@@ -216,6 +218,19 @@ def _database_urls(values:dict, environ:dict):
     yield ('labels_url', *from_env(values['labels_url_env'], md, 'default: the master-data database'))
     yield ('state_url', *from_env(values['state_url_env'], URL.create('sqlite', database=str(values['state_default'])), 'default: embedded SQLite (state_default)'))
 
+# %% ../nbs/01_settings.ipynb #f64b98f6
+OTHER_VARIABLES = ('GOODBAD_SETTINGS',)  # read before the policy: which settings.ini to obey
+TEST_PREFIX = 'GOODBAD_TEST_'  # goodbad's own test suite's (e.g. the PostgreSQL server it must test against)
+
+def _check_variables(environ:dict, values:dict) -> None:
+    "Refuse a GOODBAD_* environment variable that no setting reads: a typo would otherwise be ignored in silence"
+    known = {r.env for r in RULES} | {values[r.key] for r in RULES if r.kind == 'envvar'} | set(OTHER_VARIABLES)
+    for name in sorted(environ):
+        if name.startswith('GOODBAD_') and name not in known and not name.startswith(TEST_PREFIX):
+            near = difflib.get_close_matches(name, sorted(known), n=1)
+            raise SettingsError(f"the environment variable {name} is not one goodbad reads" + (f"; did you mean {near[0]}?" if near else '.')
+                                + " Fix its name, or unset it: a setting it was meant to change would otherwise be ignored in silence.")
+
 # %% ../nbs/01_settings.ipynb #16384550
 def load_settings(path:str|Path, environ:dict|None=None, overrides:dict|None=None) -> Settings:
     "The policy in the ini file at `path`, with `GOODBAD_*` overrides from `environ` and then `overrides`, checked"
@@ -252,6 +267,7 @@ def load_settings(path:str|Path, environ:dict|None=None, overrides:dict|None=Non
     for name, url, where in _database_urls(values, environ):
         values[name], sources[name] = url, where
     _check_inputs(values, sources)
+    _check_variables(environ, values)
     return Settings(path, values, sources, environ)
 
 # %% ../nbs/01_settings.ipynb #f7e70e65

@@ -15,8 +15,8 @@ from .record import plain
 # %% auto #0
 __all__ = ['STATE', 'MODELS', 'MODEL_EVENTS', 'RUNS', 'CANARY_NIGHTS', 'REALIZED', 'MONITOR', 'STATUSES', 'MOVES', 'init_state',
            'save_run', 'list_runs', 'save_artifact', 'load_artifact', 'ModelRecord', 'register_model', 'get_model',
-           'find_models', 'set_status', 'model_events', 'load_model', 'move', 'live_models', 'update_details',
-           'record_canary_night', 'canary_nights_passed']
+           'find_models', 'set_status', 'model_events', 'load_model', 'moves', 'move', 'live_models', 'update_details',
+           'version_matches', 'registry_problems', 'record_canary_night', 'canary_nights_passed']
 
 # %% ../nbs/05_store.ipynb #f26fd145
 STATE = sa.MetaData()
@@ -186,13 +186,24 @@ MOVES = {  # to: the statuses a model may come from
     'retired': ('champion',), 'rolled_back': ('canary', 'champion'), 'superseded': ('challenger',),
 }
 
+def moves(state:Engine, steps:list[tuple], by:str, run_id:str|None=None) -> list[ModelRecord]:
+    "Make every move of `steps` (version, to, note) in one transaction, or none: each only from the status its life allows, and only if no one moved the model meanwhile"
+    if not by.strip(): raise ReleaseError(f"say who moves model {steps[0][0]} to {steps[0][1]} (--by NAME): every move is recorded with a name")
+    now, recs = utcnow(), [get_model(state, v) for v, _, _ in steps]
+    for rec, (v, to, _) in zip(recs, steps):
+        if rec.status not in MOVES[to]:
+            raise ReleaseError(f"model {v} is {rec.status}; only a model that is {' or '.join(MOVES[to])} can become {to}.")
+    with state.begin() as conn:
+        for rec, (v, to, note) in zip(recs, steps):
+            done = conn.execute(MODELS.update().where(MODELS.c.version == v, MODELS.c.status == rec.status)  # compare and set
+                                .values(status=to, status_at=now, status_by=by.strip())).rowcount
+            if done != 1: raise ReleaseError(f"model {v} was moved by someone else while this move was being made (it was {rec.status}); nothing was changed: look at `goodbad models` and try again")
+            conn.execute(MODEL_EVENTS.insert().values(version=v, at=now, from_status=rec.status, to_status=to, by=by.strip(), note=note, run_id=run_id))
+    return [get_model(state, v) for v, _, _ in steps]
+
 def move(state:Engine, version:str, to:str, by:str, note:str='', run_id:str|None=None) -> ModelRecord:
     "Move model `version` to status `to`, if its life allows it from where it is now; recorded with `by` and `note`"
-    rec = get_model(state, version)
-    if rec.status not in MOVES[to]:
-        raise ReleaseError(f"model {version} is {rec.status}; only a model that is {' or '.join(MOVES[to])} can become {to}.")
-    if not by.strip(): raise ReleaseError(f"say who moves model {version} to {to} (--by NAME): every move is recorded with a name")
-    return set_status(state, version, to, by=by.strip(), note=note, run_id=run_id)
+    return moves(state, [(version, to, note)], by, run_id)[0]
 
 def live_models(state:Engine) -> dict:
     "The champion and the canary (each a record, or None)"
@@ -206,6 +217,24 @@ def update_details(state:Engine, version:str, **updates) -> ModelRecord:
     with state.begin() as conn:
         conn.execute(MODELS.update().where(MODELS.c.version == version).values(details=json.dumps(details)))
     return get_model(state, version)
+
+# %% ../nbs/05_store.ipynb #ebb4ce8c
+def version_matches(rec:ModelRecord) -> bool:
+    "Whether `rec`'s artifact hash and threshold are still the ones its version was registered with"
+    return rec.version.rsplit('-', 1)[-1] == sha256_bytes(f'{rec.content_hash}:{float(rec.threshold)!r}'.encode())[:8]
+
+def registry_problems(state:Engine, store:Path) -> list[str]:
+    "What is wrong with the models a night would use, in words (empty: nothing)"
+    found = []
+    for status in ('champion', 'canary'):
+        live = find_models(state, status=status)
+        if len(live) > 1: found.append(f"{len(live)} models are {status}: {', '.join(m.version for m in live)}; only one may be. Roll back or retire all but one (goodbad rollback, goodbad promote)")
+        for m in live:
+            path = Path(store)/m.artifact
+            if not path.is_file(): found.append(f"the {status} {m.version}'s artifact {path} is missing: restore the model store from backup, or roll it back")
+            elif sha256_bytes(path.read_bytes()) != m.content_hash: found.append(f"the {status} {m.version}'s artifact {path} is not the one registered: restore it from backup")
+            if not version_matches(m): found.append(f"the {status} {m.version}'s threshold {m.threshold} is not the one it was registered with: the registry was edited by hand; restore the row from backup")
+    return found
 
 # %% ../nbs/05_store.ipynb #ce2d0d6e
 def record_canary_night(state:Engine, version:str, run_date:dt.date, run_id:str, passed:bool, checks) -> int:

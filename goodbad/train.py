@@ -345,8 +345,9 @@ class TrainResult:
 
     def summary(self, run_id:str) -> dict:
         "The training artifact: the version registered tonight (None when none was), the message, the candidates and the guarantee"
-        w = self.winner
-        return dict(version=w.version if w is not None and w.run_id == run_id else None, existing=w.version if w is not None else None,
+        w = self.winner  # new tonight: registered by this run, or by an attempt at this night that was cut off before its release
+        new = w is not None and (w.run_id == run_id or w.status == 'candidate')
+        return dict(version=w.version if new else None, existing=w.version if w is not None else None,
                     message=self.message, shown=self.shown, candidates=self.candidates,
                     guarantee=self.guarantee.summary() if self.guarantee else None, frontier=self.frontier)
 

@@ -27,7 +27,7 @@ def copy_of(ws, dest: Path) -> Workspace:
 @pytest.mark.xdist_group("night")
 def test_every_page_of_the_night_opens_on_its_verdict_without_code(night):
     day = night.runs / RUN_DATE
-    shots = os.environ.get('GOODBAD_SCREENSHOTS')
+    shots = os.environ.get('GOODBAD_TEST_SCREENSHOTS')
     for name in ['index', *PHASES]:
         page = day / f'{name}.html'
         f = page_facts(page)
@@ -67,8 +67,12 @@ def test_verify_names_each_edit_and_the_next_night_alerts_on_it(night, tmp_path)
         assert item in res.stdout, f"{item} is not named:\n{res.stdout}"
     report = json.loads(ws.run('verify', '--json', check=1).stdout)
     assert not report['holds'] and {f['night'] for f in report['findings']} == {RUN_DATE}
-    # the next night checks the one before it: it alerts, and goes on
     ws.run('masterdata', 'advance', '--days', '1', check=0)
+    refused = ws.nightly(NEXT, check=2)  # a champion whose threshold was edited by hand is not used
+    assert "threshold 0.5 is not the one it was registered with" in refused.stderr and not (ws.runs / NEXT).exists()
+    con = sqlite3.connect(ws.root / 'state' / 'goodbad.sqlite')
+    con.execute("update goodbad_models set threshold = ? where version = ?", (night.manifest()['model']['threshold'], version)); con.commit(); con.close()
+    # the next night checks the one before it: it alerts, and goes on
     run = ws.nightly(NEXT, check=None)
     m2 = ws.manifest(NEXT)
     assert m2['previous']['run_date'] == RUN_DATE and m2['previous']['run_id'] == f'{RUN_DATE}.1'

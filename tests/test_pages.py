@@ -17,9 +17,9 @@ PHASES = ('10_acquire', '20_features', '30_monitor', '40_train', '50_evaluate', 
 
 
 def look(page: Path, name: str) -> None:
-    "A screenshot of `page` into $GOODBAD_SCREENSHOTS (when set), for a person to look at"
-    if os.environ.get('GOODBAD_SCREENSHOTS'):
-        screenshot(page, Path(os.environ['GOODBAD_SCREENSHOTS'])/f'{name}.png', WIDTH, HEIGHT)
+    "A screenshot of `page` into $GOODBAD_TEST_SCREENSHOTS (when set), for a person to look at"
+    if os.environ.get('GOODBAD_TEST_SCREENSHOTS'):
+        screenshot(page, Path(os.environ['GOODBAD_TEST_SCREENSHOTS'])/f'{name}.png', WIDTH, HEIGHT)
 
 
 def first_screen(facts: dict) -> float:

@@ -41,6 +41,17 @@ def test_the_kernel_is_this_interpreter_whatever_the_kernelspecs_say(tmp_path, m
     assert entry['records']['kernel']['executable'] == sys.executable
 
 
+def test_a_kernel_leaves_nothing_in_the_temporary_directory(tmp_path, monkeypatch):
+    import tempfile
+    scratch = Path(tempfile.mkdtemp(prefix='gbk-'))  # short: a kernel's socket path must fit in 108 characters
+    monkeypatch.setattr(tempfile, 'tempdir', str(scratch))  # where the kernel's socket folder is made
+    nb = _notebook(tmp_path / 'k.ipynb', "from goodbad.record import record\nfrom goodbad.core import interpreter\nrecord('kernel', interpreter())")
+    assert execute_phase(nb, tmp_path / 'k-out.ipynb', dict(run_date='2026-11-27'), tmp_path)['status'] == 'succeeded'
+    left = list(scratch.glob('goodbad-kernel-*'))
+    scratch.rmdir() if not left else None
+    assert not left, 'the kernel removes its socket folder when it ends'
+
+
 def test_a_notebook_that_ran_elsewhere_fails_the_phase(tmp_path):
     nb = _notebook(tmp_path / 'k.ipynb', "from goodbad.record import record\nrecord('kernel', {'executable': '/opt/other/python'})")
     entry = execute_phase(nb, tmp_path / 'k-out.ipynb', dict(run_date='2026-11-27'), tmp_path)

@@ -54,3 +54,15 @@ def test_a_fairness_attribute_named_as_a_model_input(ws):
     ws.settings.write_text(text)
     _refused(ws, ws.nightly(check=None), "[inputs] customer_categories names 'country'", "which is a fairness attribute",
              "Remove it from customer_categories or from fairness_attributes.")
+
+
+@pytest.mark.xdist_group("night")
+def test_a_password_given_as_a_query_parameter_is_masked_wherever_the_url_is_shown(ws):
+    from goodbad.settings import load_settings, public_settings
+    from goodbad.night import Night
+    url = 'postgresql://scott@db.example:5432/sales?password=tiger-7731&sslmode=require'
+    s = load_settings(ws.settings, environ={'GOODBAD_MASTERDATA_URL': url})
+    shown = str(public_settings(s)) + str(Night(None, 'x', ws.runs, s).describe())
+    assert 'tiger-7731' not in shown and 'password=***' in shown
+    res = ws.run('masterdata', 'create', '--customers', '500', check=None, env={'GOODBAD_MASTERDATA_URL': url})
+    assert 'tiger-7731' not in res.stdout + res.stderr, 'not even in the error of a server that does not answer'

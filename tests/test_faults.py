@@ -1,0 +1,100 @@
+"""Faults a night meets, one at a time, and what must hold after each: the labels entirely last night's or tonight's,
+and the next run of the same date starting and succeeding."""
+import datetime as dt, tempfile
+from pathlib import Path
+import pytest
+import sqlalchemy as sa
+from conftest import REPO
+from nights import World
+from goodbad.night import Night
+from goodbad.core import GoodbadError
+from goodbad.store import find_models, live_models, update_details
+from goodbad.upstream import play
+
+D = dt.date(2026, 11, 26)
+ENV = {'GOODBAD_CANDIDATES': 'logistic_regression'}
+
+
+@pytest.mark.xdist_group("faults")
+def test_a_night_cut_off_after_training_is_run_again_to_the_end(tmp_path):
+    w = World(tmp_path / 'w', ENV, REPO)
+    w.create(15_000, D - dt.timedelta(days=1))
+    first = Night(D, f'{D}.1', w.root / 'runs' / str(D), w.settings())
+    play(first, until='evaluate')  # the attempt is killed here: its model registered, never released
+    left = find_models(first.state)
+    assert [m.status for m in left] == ['candidate']
+    again = Night(D, f'{D}.2', w.root / 'runs' / 'again' / str(D), w.settings())
+    done = play(again)
+    assert done['train'].winner.version == left[0].version, 'the same data trains the same model'
+    assert live_models(again.state)['champion'].version == left[0].version, 'the rerun releases it'
+    assert done['score']['customers'] > 0 and done['score']['model_version'] == left[0].version
+    # labels whose share of bad is far from what the champion labelled among the customers it was trained among are not published
+    champ = live_models(again.state)['champion']
+    update_details(again.state, champ.version, reference=champ.details['reference'] | {'share_bad': 0.002})
+    third = Night(D, f'{D}.3', w.root / 'runs' / 'third' / str(D), w.settings())
+    with pytest.raises(GoodbadError, match="not published and customer_labels keeps last night's"): play(third)
+    with again.labels_db.connect() as conn:
+        assert conn.execute(sa.text("select distinct run_id from customer_labels")).scalars().all() == [f'{D}.2']
+
+
+@pytest.mark.xdist_group("night")
+@pytest.mark.parametrize('value, env, why', [('2099-01-01', {}, 'is after today'),
+                                             ('2026-11-28', {'GOODBAD_MAX_DATA_AGE_DAYS': '1'}, 'days after the latest sale before it (2026-11-25)')])
+def test_a_run_date_far_from_the_data_is_refused_before_anything_runs(night, value, env, why):
+    res = night.run('nightly', '--date', value, check=2, env=env)
+    assert why in res.stderr, res.stderr
+    assert not (night.runs / value).exists(), 'nothing is written for a night that was refused'
+
+
+@pytest.mark.xdist_group("night")
+def test_a_sqlite_master_data_that_does_not_exist_is_an_error_not_an_empty_database(night, tmp_path):
+    missing = tmp_path / 'nowhere' / 'masterdata.sqlite'
+    res = night.run('nightly', '--date', '2026-11-26', check=2, env={'GOODBAD_MASTERDATA_URL': f'sqlite:///{missing}'})
+    assert f'the master data {missing} does not exist' in res.stderr and not missing.exists()
+
+
+@pytest.mark.xdist_group("night")
+def test_cli_conventions(night):
+    from conftest import goodbad
+    import goodbad as lib
+    assert goodbad('--version', check=0).stdout.strip() == f'goodbad {lib.__version__}'
+    assert 'exit status' in goodbad('--help', check=0).stdout
+    assert goodbad('models', '--settings', str(night.settings), check=0).stdout.startswith('version'), '--settings after the command'
+    models = __import__('json').loads(goodbad('models', '--json', '--settings', str(night.settings), check=0).stdout)
+    assert models[0]['status'] == 'champion' and models[0]['events']
+    res = goodbad('--settings', str(night.settings), 'models', check=2, env={'GOODBAD_PRECISON_TARGET': '0.95'})
+    assert 'GOODBAD_PRECISON_TARGET is not one goodbad reads; did you mean GOODBAD_PRECISION_TARGET?' in res.stderr
+
+
+@pytest.mark.xdist_group("night")
+def test_sigterm_stops_the_night_records_it_and_frees_the_date(night, tmp_path):
+    import json, os, signal, subprocess, sys, time
+    import psutil
+    from conftest import RUN_DATE
+    from goodbad.nightly import RunLock
+    ws = night.copy(tmp_path / 'ws')
+    env = {k: v for k, v in os.environ.items() if not k.startswith('GOODBAD_')} | ws.env
+    exe = Path(sys.executable).parent / 'goodbad'
+    proc = subprocess.Popen([str(exe), '--settings', str(ws.settings), 'nightly', '--date', RUN_DATE], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env)
+    seen = ''
+    for line in proc.stdout:  # wait for the monitor's kernel to be at work
+        seen += line
+        if '[3/9] monitor ...' in line: break
+    time.sleep(3)
+    proc.send_signal(signal.SIGTERM)
+    seen += proc.stdout.read()
+    assert proc.wait(timeout=120) == 1, seen
+    day = ws.runs / RUN_DATE
+    m = json.loads((day / 'run.json').read_text())
+    assert m['status'] == 'failed' and 'stopped by SIGTERM' in m['error'] and m['phases'][-1]['status'] == 'failed', m['error']
+    assert m['finished_at'] and 'files' in m, 'the stopped night is still sealed into the chain'
+    kernels = [p for p in psutil.process_iter(['cmdline', 'cwd']) if 'ipykernel_launcher' in ' '.join(p.info['cmdline'] or [])
+               and str(day) in (p.info['cwd'] or '')]
+    assert not kernels, 'no kernel of the stopped night is left running'
+    with RunLock(ws.runs, 'the check'): pass  # the lock was released
+    again = ws.run('nightly', '--date', RUN_DATE, '--json', check=0)  # the date is free again; and --json, for a machine
+    out = json.loads(again.stdout)
+    assert (out['run_id'], out['status'], out['exit_status']) == (f'{RUN_DATE}.2', 'succeeded', 0) and out['report'].endswith('index.html')
+    assert '[9/9] score: succeeded' in again.stderr, 'progress goes to standard error'
+    assert (ws.runs / RUN_DATE / 'superseded' / f'{RUN_DATE}.1' / 'run.json').is_file(), 'the stopped attempt is kept'
