@@ -147,6 +147,15 @@ def test_removed_middle_night(chain):
     assert [(f.night, f.item) for f in verify_runs(chain.runs)[1]] == [(NIGHTS[2], 'chain')]
 
 
+def supersede(run_dir, run_id):
+    "Move a night's attempt aside, as the runner does before running the night again; returns the night's folder"
+    dest = run_dir/'superseded'/run_id
+    dest.mkdir(parents=True)
+    for p in list(run_dir.iterdir()):
+        if p.name != 'superseded': shutil.move(str(p), dest/p.name)
+    return run_dir
+
+
 def test_removed_newest_night(chain):
     shutil.rmtree(chain.runs/NIGHTS[2])
     assert chain.findings() == [(NIGHTS[2], 'run.json')]
@@ -154,11 +163,7 @@ def test_removed_newest_night(chain):
 
 def test_past_night_run_again(chain):
     "Running an earlier night again after later nights linked to it is named as such: they follow its superseded attempt"
-    run_dir = chain.runs/NIGHTS[1]
-    dest = run_dir/'superseded'/f'{NIGHTS[1]}.1'
-    dest.mkdir(parents=True)
-    for p in list(run_dir.iterdir()):
-        if p.name != 'superseded': shutil.move(str(p), dest/p.name)
+    run_dir = supersede(chain.runs/NIGHTS[1], f'{NIGHTS[1]}.1')
     chain.night(NIGHTS[1], 1, attempt=2)
     problems = chain.problems()
     assert list(problems) == [(NIGHTS[2], 'chain')]
@@ -238,11 +243,7 @@ def test_damaged_run_json_is_reported_not_raised(chain):
 
 def test_an_earlier_night_run_again_is_running_while_the_lock_names_it(chain):
     "An earlier night being run again is in progress while the runner's lock names it; once a later run took the lock, it was cut off"
-    run_dir = chain.runs/NIGHTS[1]
-    dest = run_dir/'superseded'/f'{NIGHTS[1]}.1'
-    dest.mkdir(parents=True)
-    for p in list(run_dir.iterdir()):
-        if p.name != 'superseded': shutil.move(str(p), dest/p.name)
+    run_dir = supersede(chain.runs/NIGHTS[1], f'{NIGHTS[1]}.1')
     write_atomic(run_dir/'run.json', json.dumps(dict(run_id=f'{NIGHTS[1]}.2', run_date=NIGHTS[1], status='running')))
     (chain.runs/'.nightly.lock').write_text(f'night of {NIGHTS[1]}, pid 1, since 2026-11-27T10:00:00+00:00')
     assert [(f.night, f.item) for f in verify_runs(chain.runs)[1]] == [(NIGHTS[2], 'chain')]  # run again: named on the next night
