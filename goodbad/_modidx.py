@@ -229,6 +229,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'goodbad.nightly.RunLock.__enter__': ('nightly.html#runlock.__enter__', 'goodbad/nightly.py'),
                                  'goodbad.nightly.RunLock.__exit__': ('nightly.html#runlock.__exit__', 'goodbad/nightly.py'),
                                  'goodbad.nightly.RunLock.__init__': ('nightly.html#runlock.__init__', 'goodbad/nightly.py'),
+                                 'goodbad.nightly.RunLock._advisory': ('nightly.html#runlock._advisory', 'goodbad/nightly.py'),
                                  'goodbad.nightly.Stopped': ('nightly.html#stopped', 'goodbad/nightly.py'),
                                  'goodbad.nightly.ThisInterpreterKernelManager': ( 'nightly.html#thisinterpreterkernelmanager',
                                                                                    'goodbad/nightly.py'),

@@ -4,14 +4,15 @@
 
 # %% ../nbs/95_nightly.ipynb #1303204a
 from __future__ import annotations
-import contextlib, datetime as dt, fcntl, json, os, re, shutil, signal, subprocess, sys, tempfile, threading, time, urllib.request, warnings
+import contextlib, datetime as dt, fcntl, hashlib, json, os, re, shutil, signal, subprocess, sys, tempfile, threading, time, urllib.request, warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import goodbad
 import nbformat, papermill as pm
+import sqlalchemy as sa
 from jupyter_client import AsyncKernelManager
 from jupyter_client.kernelspec import KernelSpec
-from .core import GoodbadError, RunError, code_version, interpreter, package_versions, utcnow, write_atomic
+from .core import GoodbadError, RunError, code_version, interpreter, package_versions, redact_url, utcnow, write_atomic
 from .settings import Settings, public_settings
 from .night import ensure_demo_masterdata
 from .record import read_records, plain
@@ -21,10 +22,11 @@ from .audit import chain_record, night_versions, previous_night, seal, verify_ru
 from .contract import make_engine, settings_contract, latest_sale
 
 # %% auto #0
-__all__ = ['PHASES', 'RUN_PARAMETERS', 'LESSON_TAG', 'notebooks_dir', 'check_parameters', 'ThisInterpreterKernelManager',
-           'failing_cell', 'error_cell_index', 'without_lessons', 'execute_phase', 'check_night', 'RunLock',
-           'next_attempt', 'skipped_phase', 'summarize', 'alert_summary', 'send_alerts', 'Stopped', 'stopped_phase',
-           'stopped_by_signals', 'chain_alerts', 'earlier_nights', 'seal_night', 'run_nightly']
+__all__ = ['PHASES', 'RUN_PARAMETERS', 'LESSON_TAG', 'ADVISORY_KEY', 'notebooks_dir', 'check_parameters',
+           'ThisInterpreterKernelManager', 'failing_cell', 'error_cell_index', 'without_lessons', 'execute_phase',
+           'check_night', 'RunLock', 'next_attempt', 'skipped_phase', 'summarize', 'alert_summary', 'send_alerts',
+           'Stopped', 'stopped_phase', 'stopped_by_signals', 'chain_alerts', 'earlier_nights', 'seal_night',
+           'run_nightly']
 
 # %% ../nbs/95_nightly.ipynb #9517dd10
 PHASES = ('10_acquire', '20_features', '30_monitor', '40_train', '50_evaluate', '60_fairness', '70_explain', '80_release', '90_score')
@@ -164,10 +166,12 @@ def check_night(settings:Settings, run_date:dt.date, today:dt.date|None=None) ->
                        "does not reach: check --date, or whether the sales feed has stalled.")
 
 # %% ../nbs/95_nightly.ipynb #90a0a3ef
+ADVISORY_KEY = int.from_bytes(hashlib.sha256(b'goodbad nightly').digest()[:8], 'big', signed=True)  # the night's PostgreSQL advisory lock
+
 class RunLock:
     "An exclusive lock on the runs folder, held for one night's run"
-    def __init__(self, runs_dir:Path, what:str):
-        self.path, self.what, self.fd = Path(runs_dir)/'.nightly.lock', what, None
+    def __init__(self, runs_dir:Path, what:str, state_url=None):
+        self.path, self.what, self.fd, self.url, self.conn = Path(runs_dir)/'.nightly.lock', what, None, state_url, None
     def __enter__(self):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -179,8 +183,21 @@ class RunLock:
                            f"Wait for it to finish; the lock is released when that process ends.") from None
         os.ftruncate(fd, 0); os.write(fd, f"{self.what}, pid {os.getpid()}, since {utcnow().isoformat()}".encode())
         self.fd = fd
+        try: self._advisory()
+        except BaseException: self.__exit__(); raise
         return self
+    def _advisory(self):
+        "Also hold the night's advisory lock in a PostgreSQL state database, on a connection of its own"
+        if self.url is None or sa.make_url(self.url).get_backend_name() != 'postgresql': return
+        self.conn = make_engine(self.url).connect()
+        if not self.conn.execute(sa.select(sa.func.pg_try_advisory_lock(ADVISORY_KEY))).scalar():
+            raise RunError(f"another goodbad run holds the nightly lock in the state database {redact_url(self.url)} (a scheduler on another "
+                           f"machine?); this one ({self.what}) refuses to start. Wait for it to finish; the server releases the lock when it ends.")
+        self.conn.commit()  # the lock is the session's: it outlives this transaction
     def __exit__(self, *exc):
+        if self.conn is not None:
+            engine, self.conn = self.conn.engine, self.conn.close()
+            engine.dispose()  # the connection ends, and with it the advisory lock
         os.ftruncate(self.fd, 0); fcntl.flock(self.fd, fcntl.LOCK_UN); os.close(self.fd)
 
 # %% ../nbs/95_nightly.ipynb #f3758922
@@ -299,7 +316,7 @@ def run_nightly(settings:Settings, run_date:dt.date, progress=None, nbs:Path|Non
     "Run every phase notebook for `run_date` under `settings`; returns the manifest (its status says how it went)"
     say = progress or (lambda msg: None)
     runs = Path(settings.runs_dir)
-    with RunLock(runs, f"night of {run_date}"):
+    with RunLock(runs, f"night of {run_date}", settings.state_url):
         nbs = Path(nbs or notebooks_dir())
         for p in PHASES: check_parameters(nbs/f'{p}.ipynb', dict.fromkeys(RUN_PARAMETERS, ''))
         if ensure_demo_masterdata(settings, run_date, progress=lambda m: say(f"  creating the demo master data: {m}")):

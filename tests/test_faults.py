@@ -98,3 +98,14 @@ def test_sigterm_stops_the_night_records_it_and_frees_the_date(night, tmp_path):
     assert (out['run_id'], out['status'], out['exit_status']) == (f'{RUN_DATE}.2', 'succeeded', 0) and out['report'].endswith('index.html')
     assert '[9/9] score: succeeded' in again.stderr, 'progress goes to standard error'
     assert (ws.runs / RUN_DATE / 'superseded' / f'{RUN_DATE}.1' / 'run.json').is_file(), 'the stopped attempt is kept'
+
+
+def test_the_nightly_lock_holds_across_machines_through_a_postgresql_state_database(pg_url, tmp_path):
+    from goodbad.core import RunError
+    from goodbad.nightly import RunLock
+    url = pg_url.replace('postgresql://', 'postgresql+psycopg://', 1)
+    with RunLock(tmp_path / 'host-a' / 'runs', 'night of 2026-11-26 on host a', url):  # two runs folders: two machines
+        with pytest.raises(RunError, match='another goodbad run holds the nightly lock in the state database'):
+            with RunLock(tmp_path / 'host-b' / 'runs', 'night of 2026-11-26 on host b', url): pass
+        with RunLock(tmp_path / 'host-c' / 'runs', 'a SQLite state', f"sqlite:///{tmp_path / 'state.sqlite'}"): pass  # another deployment
+    with RunLock(tmp_path / 'host-b' / 'runs', 'night of 2026-11-26 on host b', url): pass  # released when the first run ended
