@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from .core import GoodbadError, parse_date, sha256_json
 from .record import plain
-from .store import MODELS, MODEL_EVENTS, RUNS
+from .store import MODELS, MODEL_EVENTS, RUNS, artifact_fault
 
 # %% auto #0
 __all__ = ['LATER_DETAILS', 'file_sha256', 'night_paths', 'night_files', 'manifest_sha256', 'night_folders', 'read_manifest',
@@ -244,9 +244,9 @@ def artifact_findings(state:Engine, model_store:Path, used:dict) -> list[Finding
     found = []
     for v, night in used.items():
         if v not in rows: continue  # a deleted row is the registry's finding
-        path = Path(model_store)/rows[v].artifact
-        if not path.is_file(): found.append(Finding(night, f'model:{v}', f"the artifact of model {v} is missing from the model store ({path}): restore it from backup"))
-        elif file_sha256(path) != rows[v].content_hash:
+        fault, path = artifact_fault(model_store, rows[v].artifact, rows[v].content_hash), Path(model_store)/rows[v].artifact
+        if fault == 'missing': found.append(Finding(night, f'model:{v}', f"the artifact of model {v} is missing from the model store ({path}): restore it from backup"))
+        elif fault == 'changed':
             found.append(Finding(night, f'model:{v}', f"the artifact of model {v} ({path}) is not the one the registry stored (its SHA-256 differs): it was replaced or damaged"))
     return found
 

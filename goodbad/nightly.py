@@ -17,16 +17,15 @@ from .settings import Settings, public_settings
 from .night import ensure_demo_masterdata
 from .record import read_records, plain
 from .store import init_state, save_run, list_runs, registry_problems
-from .report import render_page, night_index
+from .report import LESSON_TAG, cell_tags, render_page, night_index
 from .audit import chain_record, night_versions, previous_night, seal, verify_runs
 from .contract import make_engine, settings_contract, latest_sale
 
 # %% auto #0
-__all__ = ['PHASES', 'RUN_PARAMETERS', 'LESSON_TAG', 'ADVISORY_KEY', 'notebooks_dir', 'check_parameters',
-           'ThisInterpreterKernelManager', 'failing_cell', 'error_cell_index', 'without_lessons', 'execute_phase',
-           'check_night', 'RunLock', 'next_attempt', 'skipped_phase', 'summarize', 'alert_summary', 'send_alerts',
-           'Stopped', 'stopped_phase', 'stopped_by_signals', 'chain_alerts', 'earlier_nights', 'seal_night',
-           'run_nightly']
+__all__ = ['PHASES', 'RUN_PARAMETERS', 'ADVISORY_KEY', 'notebooks_dir', 'check_parameters', 'ThisInterpreterKernelManager',
+           'failing_cell', 'error_cell_index', 'without_lessons', 'phase_entry', 'execute_phase', 'check_night',
+           'RunLock', 'next_attempt', 'skipped_phase', 'summarize', 'alert_summary', 'send_alerts', 'Stopped',
+           'stopped_phase', 'stopped_by_signals', 'chain_alerts', 'earlier_nights', 'seal_night', 'run_nightly']
 
 # %% ../nbs/95_nightly.ipynb #9517dd10
 PHASES = ('10_acquire', '20_features', '30_monitor', '40_train', '50_evaluate', '60_fairness', '70_explain', '80_release', '90_score')
@@ -115,16 +114,19 @@ def error_cell_index(notebook:Path) -> int|None:
     cells = nbformat.read(str(notebook), as_version=4).cells
     return next((i for i, c in enumerate(cells) if any(o.get('output_type') == 'error' for o in c.get('outputs', []))), None)
 
-LESSON_TAG = 'lesson'  # cells that prove the library on fixtures: run by nbdev-test, never on a production night
-
 def without_lessons(notebook:Path, into:Path) -> tuple[Path, int]:
     "A copy of `notebook` at `into` without its cells tagged as lessons, and how many were left out"
     nb = nbformat.read(str(notebook), as_version=4)
-    keep = [c for c in nb.cells if LESSON_TAG not in c.get('metadata', {}).get('tags', [])]
+    keep = [c for c in nb.cells if LESSON_TAG not in cell_tags(c)]
     dropped, nb.cells = len(nb.cells) - len(keep), keep
     Path(into).parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(into))
     return Path(into), dropped
+
+def phase_entry(phase:str, status:str, **given) -> dict:
+    "A phase's entry in the manifest: `phase` is its notebook's stem; what `given` does not say, it did not do"
+    return dict(phase=phase.split('_', 1)[-1], notebook=None, html=None, status=status, lessons_left_out=0, seconds=0.0, peak_memory_mb=None,
+                records={}, error=None, failed_cell=None) | given
 
 def execute_phase(notebook:Path, out:Path, parameters:dict, cwd:Path) -> dict:
     "Execute `notebook`, its lessons left out, into `out` with `parameters`; the phase's manifest entry"
@@ -144,8 +146,8 @@ def execute_phase(notebook:Path, out:Path, parameters:dict, cwd:Path) -> dict:
     ran_in = (records.get('kernel') or {}).get('executable')
     if status == 'succeeded' and ran_in != sys.executable:
         status, error = 'failed', f"the notebook ran under {ran_in}, not under the runner's interpreter {sys.executable}"
-    return dict(phase=notebook.stem.split('_', 1)[-1], notebook=out.name, html=None, status=status, lessons_left_out=lessons,
-                seconds=round(secs, 2), peak_memory_mb=records.get('peak_memory_mb'), records=records, error=error, failed_cell=failed)
+    return phase_entry(notebook.stem, status, notebook=out.name, lessons_left_out=lessons, seconds=round(secs, 2),
+                       peak_memory_mb=records.get('peak_memory_mb'), records=records, error=error, failed_cell=failed)
 
 # %% ../nbs/95_nightly.ipynb #2d1884d4
 def check_night(settings:Settings, run_date:dt.date, today:dt.date|None=None) -> None:
@@ -223,8 +225,7 @@ def next_attempt(run_dir:Path, run_date:dt.date) -> tuple[str, list]:
 # %% ../nbs/95_nightly.ipynb #1cb6242b
 def skipped_phase(phase:str, reason:str) -> dict:
     "The manifest entry of a phase not run because there is no model to run it for"
-    return dict(phase=phase.split('_', 1)[1], notebook=None, html=None, status='skipped', seconds=0.0, peak_memory_mb=None, records={},
-                error=None, reason=reason)
+    return phase_entry(phase, 'skipped', reason=reason)
 
 def summarize(phases:list) -> dict:
     "The headline of a night, gathered from what its phases recorded"
@@ -274,10 +275,9 @@ class Stopped(BaseException):
 
 def stopped_phase(started:dict, run_dir:Path, why) -> dict:
     "The manifest entry of the phase a signal stopped"
-    p = started.get('phase')
-    return dict(phase=p.split('_', 1)[1] if p else 'none', notebook=f'{p}.ipynb' if p and (Path(run_dir)/f'{p}.ipynb').exists() else None, html=None,
-                status='failed', lessons_left_out=0, seconds=round(time.perf_counter() - started.get('at', time.perf_counter()), 2),
-                peak_memory_mb=None, records={}, error=str(why), failed_cell=None)
+    p = started.get('phase') or 'none'
+    return phase_entry(p, 'failed', notebook=f'{p}.ipynb' if (Path(run_dir)/f'{p}.ipynb').exists() else None, error=str(why),
+                       seconds=round(time.perf_counter() - started.get('at', time.perf_counter()), 2))
 
 def _stop(signum, frame): raise Stopped(f"stopped by {signal.Signals(signum).name} (a scheduler's timeout, or a person)")
 
@@ -307,7 +307,7 @@ def earlier_nights(state, run_date:dt.date, n:int=90) -> list[dict]:
     return res[:n][::-1]
 
 def seal_night(run_dir:Path, manifest:dict, state) -> None:
-    "Draw the night's index page, record the night's link in the chain in its manifest, and make its files read-only"
+    "Draw the night's index page, and record the night's link in the chain in its manifest (`seal` then makes its files read-only)"
     night_index(run_dir, manifest, earlier_nights(state, dt.date.fromisoformat(manifest['run_date'])))
     manifest.update(chain_record(run_dir, state, manifest['run_id'], night_versions(manifest)), index='index.html')
 
@@ -334,9 +334,11 @@ def run_nightly(settings:Settings, run_date:dt.date, progress=None, nbs:Path|Non
                         runner=dict(python=interpreter(), kernel='ipykernel under the runner\'s own interpreter'),
                         superseded=superseded, phases=[], error=None)
         broken = chain_alerts(runs, state, run_date, settings.model_store)
-        def save():
+        def headline():  # the phases' headline, after the alerts on the night before
             manifest.update(summarize(manifest['phases']))
             manifest['alerts'] = broken + manifest['alerts']
+        def save():
+            headline()
             write_atomic(run_dir/'run.json', json.dumps(plain(manifest), indent=2))
             save_run(state, manifest)
         save()
@@ -373,8 +375,7 @@ def run_nightly(settings:Settings, run_date:dt.date, progress=None, nbs:Path|Non
         shutil.rmtree(run_dir/'work', ignore_errors=True)
         manifest['finished_at'] = utcnow().isoformat()
         manifest['seconds'] = round(sum(p['seconds'] for p in manifest['phases']), 1)
-        manifest.update(summarize(manifest['phases']))
-        manifest['alerts'] = broken + manifest['alerts']
+        headline()
         for a in manifest.get('alerts') or []: say(f"  ALERT: {a}")
         manifest['alerts_sent'] = send_alerts(settings, manifest) if manifest.get('alerts') else []
         seal_night(run_dir, manifest, state)

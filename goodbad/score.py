@@ -16,6 +16,7 @@ from .store import find_models, load_model, live_models
 from .explain import explainer_for, check_additivity, reason_codes
 from .release import in_canary_slice
 from .artifacts import write_artifact
+from .stats import share_ratio
 
 # %% auto #0
 __all__ = ['production_model', 'Labeller', 'stage_labels', 'publish_labels', 'share_problem', 'score_tonight']
@@ -96,7 +97,7 @@ def share_problem(bad:int, customers:int, reference:float|None, limit:float) -> 
     "Why tonight's share labelled bad cannot be published (None when it can)"
     if reference is None or not customers: return None
     now = bad / customers
-    ratio = max(now, reference) / max(min(now, reference), 1e-9)
+    ratio = share_ratio(now, reference)
     if ratio <= limit: return None
     return (f"{now:.1%} of tonight's customers were labelled bad, against {reference:.1%} among the customers the model was trained among "
             f"(x{ratio:.1f}; the policy allows x{limit:g}, max_bad_share_ratio): tonight's labels are not published and customer_labels "

@@ -8,7 +8,7 @@ import numpy as np, pandas as pd
 from scipy import stats
 
 # %% auto #0
-__all__ = ['REFERENCE_SAMPLE', 'KEEP', 'EPS', 'precision_interval', 'reference_statistics', 'psi', 'feature_drift',
+__all__ = ['REFERENCE_SAMPLE', 'KEEP', 'EPS', 'precision_interval', 'reference_statistics', 'psi', 'feature_drift', 'share_ratio',
            'training_scoring_skew', 'calibrate', 'estimated_precision', 'pending_estimate', 'anchored_estimate']
 
 # %% ../nbs/08_stats.ipynb #1913c00a
@@ -77,11 +77,15 @@ def feature_drift(name:str, values, ref:dict, policy) -> dict:
                 unseen=', '.join(unseen) or None, drifted=bool(why), why=', '.join(why))
 
 # %% ../nbs/08_stats.ipynb #d1fa64c6
+def share_ratio(a:float, b:float) -> float:
+    "How many times the larger of two shares is the smaller (1 when both are zero; the smaller floored at 1e-9)"
+    return max(a, b) / max(min(a, b), 1e-9) if max(a, b) > 0 else 1.0
+
 def training_scoring_skew(training:dict, frame:pd.DataFrame, scores, threshold:float, policy, top:int=3) -> dict:
     "How differently tonight's customers are described than the hold-out the model was calibrated on: shares labelled bad, score PSI, the features that moved most"
     scores = np.asarray(scores, float)
     then, now = training['share_bad'], float(np.mean(scores >= threshold))
-    ratio = max(then, now) / max(min(then, now), 1e-9) if max(then, now) > 0 else 1.0
+    ratio = share_ratio(then, now)
     moved = pd.DataFrame([feature_drift(f, frame[f], r, policy) for f, r in training['features'].items() if f in frame]).sort_values('psi', ascending=False)
     score_psi = psi(_shares(scores, training['scores']['edges']), training['scores']['shares'])
     ok = ratio <= policy.max_bad_share_skew and score_psi <= policy.max_skew_score_psi

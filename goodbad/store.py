@@ -16,7 +16,7 @@ from .record import plain
 __all__ = ['STATE', 'MODELS', 'MODEL_EVENTS', 'RUNS', 'CANARY_NIGHTS', 'REALIZED', 'MONITOR', 'STATUSES', 'MOVES', 'init_state',
            'save_run', 'list_runs', 'save_artifact', 'load_artifact', 'ModelRecord', 'register_model', 'get_model',
            'find_models', 'set_status', 'model_events', 'load_model', 'moves', 'move', 'live_models', 'update_details',
-           'version_matches', 'registry_problems', 'record_canary_night', 'canary_nights_passed']
+           'version_matches', 'artifact_fault', 'registry_problems', 'record_canary_night', 'canary_nights_passed']
 
 # %% ../nbs/05_store.ipynb #f26fd145
 STATE = sa.MetaData()
@@ -223,6 +223,12 @@ def version_matches(rec:ModelRecord) -> bool:
     "Whether `rec`'s artifact hash and threshold are still the ones its version was registered with"
     return rec.version.rsplit('-', 1)[-1] == sha256_bytes(f'{rec.content_hash}:{float(rec.threshold)!r}'.encode())[:8]
 
+def artifact_fault(store:Path, rel:str, expected_hash:str) -> str|None:
+    "What is wrong with the artifact stored at `rel`: 'missing', 'changed' (its bytes no longer hash to `expected_hash`), or None"
+    path = Path(store)/rel
+    if not path.is_file(): return 'missing'
+    return None if sha256_bytes(path.read_bytes()) == expected_hash else 'changed'
+
 def registry_problems(state:Engine, store:Path) -> list[str]:
     "What is wrong with the models a night would use, in words (empty: nothing)"
     found = []
@@ -230,9 +236,9 @@ def registry_problems(state:Engine, store:Path) -> list[str]:
         live = find_models(state, status=status)
         if len(live) > 1: found.append(f"{len(live)} models are {status}: {', '.join(m.version for m in live)}; only one may be. Roll back or retire all but one (goodbad rollback, goodbad promote)")
         for m in live:
-            path = Path(store)/m.artifact
-            if not path.is_file(): found.append(f"the {status} {m.version}'s artifact {path} is missing: restore the model store from backup, or roll it back")
-            elif sha256_bytes(path.read_bytes()) != m.content_hash: found.append(f"the {status} {m.version}'s artifact {path} is not the one registered: restore it from backup")
+            fault, path = artifact_fault(store, m.artifact, m.content_hash), Path(store)/m.artifact
+            if fault == 'missing': found.append(f"the {status} {m.version}'s artifact {path} is missing: restore the model store from backup, or roll it back")
+            elif fault == 'changed': found.append(f"the {status} {m.version}'s artifact {path} is not the one registered: restore it from backup")
             if not version_matches(m): found.append(f"the {status} {m.version}'s threshold {m.threshold} is not the one it was registered with: the registry was edited by hand; restore the row from backup")
     return found
 
