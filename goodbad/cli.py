@@ -7,8 +7,8 @@ from __future__ import annotations
 import argparse, datetime as dt, json, shutil, sys, tempfile, time
 from pathlib import Path
 import goodbad
-from .core import GoodbadError, ReleaseError, parse_date, redact_url
-from .settings import load_settings, _check_url
+from .core import GoodbadError, ReleaseError, SettingsError, parse_date, redact_url, write_atomic
+from .settings import load_settings, policy_text, _check_url
 from .contract import make_engine, settings_contract
 from .night import Night, find_settings, ensure_demo_masterdata
 from .store import init_state, move, moves, live_models, get_model, find_models, model_events
@@ -21,9 +21,9 @@ from .audit import verify_runs, verify_text
 from .why import why_label, why_text, replay_night, replay_text
 
 # %% auto #0
-__all__ = ['NO_MODEL', 'EXIT_STATUSES', 'night_summary', 'cmd_nightly', 'cmd_masterdata_create', 'cmd_masterdata_advance',
-           'cmd_approve', 'cmd_reject', 'cmd_promote', 'cmd_rollback', 'cmd_simulate', 'cmd_frontier', 'cmd_models',
-           'cmd_verify', 'cmd_why', 'cmd_replay', 'parser', 'main']
+__all__ = ['NO_MODEL', 'EXIT_STATUSES', 'night_summary', 'cmd_init', 'cmd_nightly', 'cmd_masterdata_create',
+           'cmd_masterdata_advance', 'cmd_approve', 'cmd_reject', 'cmd_promote', 'cmd_rollback', 'cmd_simulate',
+           'cmd_frontier', 'cmd_models', 'cmd_verify', 'cmd_why', 'cmd_replay', 'parser', 'main']
 
 # %% ../nbs/99_cli.ipynb #c2479ec3
 def _say(msg:str) -> None: print(msg, flush=True)
@@ -42,6 +42,17 @@ def night_summary(m:dict, settings, day:dt.date, status:int) -> dict:
     "What `goodbad nightly --json` prints: the night's outcome for a machine"
     keys = ('run_id', 'run_date', 'status', 'error', 'no_model', 'seconds', 'model', 'canary', 'labels', 'alerts', 'release', 'waiting_for_approval')
     return {k: m.get(k) for k in keys} | dict(exit_status=status, report=str(Path(settings.runs_dir)/str(day)/'index.html'))
+
+def cmd_init(args) -> int:
+    "goodbad init: write a commented settings.ini with every value at its default into a folder that has none"
+    folder = Path(args.folder).expanduser().resolve()
+    target = folder/'settings.ini'
+    if target.exists(): raise SettingsError(f"{target} exists already; goodbad init never overwrites a policy. Edit it, or init another folder.")
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomic(target, policy_text())
+    _say(f"wrote {target}: every setting at its default, each explained. Next, from {folder}: `goodbad nightly` labels tonight "
+         "(with no GOODBAD_MASTERDATA_URL it first creates demo master data there).")
+    return 0
 
 def cmd_nightly(args) -> int:
     "goodbad nightly: run every phase notebook for one night"
@@ -224,6 +235,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument('--settings', help='the settings.ini to obey (default: GOODBAD_SETTINGS, else the nearest settings.ini)')
     p.add_argument('--version', action='version', version=f'goodbad {goodbad.__version__}')
     sub = _Commands(p.add_subparsers(dest='command', required=True))
+    i = sub.add_parser('init', help='write a commented settings.ini, every value at its default, into a folder that has none')
+    i.add_argument('folder', nargs='?', default='.', help='the folder (default: the current one)')
+    i.set_defaults(func=cmd_init)
     n = sub.add_parser('nightly', help="run tonight's phases end to end")
     n.add_argument('--date', help='the night to run, YYYY-MM-DD (default: today)')
     n.add_argument('--json', action='store_true', help='print the night\'s summary as JSON on standard output (progress goes to standard error)')

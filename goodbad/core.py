@@ -106,7 +106,7 @@ def code_version() -> dict:
     def _git(*args):
         try: return subprocess.run(['git', *args], cwd=here, capture_output=True, text=True, timeout=10).stdout.strip() or None
         except (OSError, subprocess.SubprocessError): return None
-    commit = _git('rev-parse', 'HEAD')
+    commit = _git('rev-parse', 'HEAD') if (here.parent/'.git').exists() else None  # a wheel install has no commit
     dirty = bool(_git('status', '--porcelain', '--', '.')) if commit else None
     return dict(goodbad=goodbad.__version__, library_hash=library_hash(), git_commit=commit, git_dirty=dirty)
 

@@ -24,11 +24,12 @@ def find_settings(path:str|Path|None=None) -> Path:
     "The settings.ini to obey"
     if path: return Path(path).expanduser().resolve()
     if os.environ.get('GOODBAD_SETTINGS'): return Path(os.environ['GOODBAD_SETTINGS']).expanduser().resolve()
-    for d in [Path.cwd(), *Path.cwd().parents]:
+    if (Path.cwd()/'settings.ini').is_file(): return Path.cwd()/'settings.ini'  # a folder `goodbad init` made
+    for d in Path.cwd().parents:  # inside a goodbad checkout
         if (d/'settings.ini').is_file() and (d/'nbs').is_dir(): return d/'settings.ini'
     beside = Path(goodbad.__file__).resolve().parent.parent/'settings.ini'
     if beside.is_file(): return beside
-    raise SettingsError("no settings.ini found: pass --settings PATH, set GOODBAD_SETTINGS, or run inside the goodbad folder")
+    raise SettingsError("no settings.ini found: run `goodbad init` to write one here, pass --settings PATH, or set GOODBAD_SETTINGS")
 
 # %% ../nbs/06_night.ipynb #fa20c312
 @dataclass

@@ -32,11 +32,12 @@ PHASES = ('10_acquire', '20_features', '30_monitor', '40_train', '50_evaluate', 
 RUN_PARAMETERS = ('run_date', 'run_id', 'run_dir', 'settings_path')
 
 def notebooks_dir() -> Path:
-    "The folder of the phase notebooks: `nbs/` beside the installed library (a checkout installed with pip install -e .)"
-    d = Path(goodbad.__file__).resolve().parent.parent/'nbs'
-    if not all((d/f'{p}.ipynb').is_file() for p in PHASES):
-        raise RunError(f"the phase notebooks are not in {d}: install goodbad from its repository with `pip install -e .`")
-    return d
+    "The folder of the phase notebooks: `nbs/` of a checkout (pip install -e .), else the copy a wheel ships in the package"
+    here = Path(goodbad.__file__).resolve().parent
+    for d in (here.parent/'nbs', here/'notebooks'):
+        if all((d/f'{p}.ipynb').is_file() for p in PHASES): return d
+    raise RunError(f"the phase notebooks are neither in {here.parent/'nbs'} nor in {here/'notebooks'}: reinstall goodbad "
+                   "(pip install goodbad-*.whl, or pip install -e . in its repository)")
 
 # %% ../nbs/95_nightly.ipynb #01599338
 def check_parameters(notebook:Path, parameters:dict) -> None:

@@ -13,7 +13,8 @@ from .core import SettingsError, SENSITIVE_COLUMNS, redact_url, sha256_json
 
 # %% auto #0
 __all__ = ['CANDIDATE_NAMES', 'FAIRNESS_COLUMNS', 'FAIRNESS_METRICS', 'RENAMED', 'RULES', 'OTHER_VARIABLES', 'TEST_PREFIX',
-           'TRAINING_KEYS', 'Rule', 'Settings', 'load_settings', 'public_settings', 'training_policy_hash']
+           'TRAINING_KEYS', 'POLICY_HEADER', 'Rule', 'Settings', 'load_settings', 'public_settings',
+           'training_policy_hash', 'policy_text']
 
 # %% ../nbs/01_settings.ipynb #cf75acde
 @dataclass(frozen=True)
@@ -286,3 +287,26 @@ TRAINING_KEYS = ('precision_target', 'confidence_level', 'min_recall', 'predicti
 def training_policy_hash(policy) -> str:
     "A hash of the settings that decide how a model is trained"
     return sha256_json({k: getattr(policy, k) for k in TRAINING_KEYS})
+
+# %% ../nbs/01_settings.ipynb #0b8145a7
+POLICY_HEADER = """; goodbad operating policy: what the nightly run obeys, written by `goodbad init` with every value at its default.
+;
+; Every value can be overridden for one run by an environment variable named GOODBAD_ plus the key in capitals,
+; e.g. GOODBAD_PRECISION_TARGET=0.92. A value outside its allowed range, or a key goodbad does not know, stops the run
+; before anything is read or written. Relative paths are relative to this file. Database URLs are never written here:
+; this file only names the environment variable that holds each one, so a password never reaches a report or a log.
+"""
+
+def _ini_value(rule:Rule) -> str:
+    "The default of `rule` as settings.ini writes it"
+    if rule.kind in ('names', 'columns'): return ', '.join(rule.default)
+    if rule.kind == 'bool': return str(rule.default).lower()
+    return str(rule.default)
+
+def policy_text() -> str:
+    "A commented settings.ini holding every rule at its default"
+    out, section = [POLICY_HEADER], None
+    for r in RULES:
+        if r.section != section: out.append(f"\n[{r.section}]"); section = r.section
+        out += [f"; {r.help} ({_allowed(r)})", f"{r.key} = {_ini_value(r)}"]
+    return '\n'.join(out) + '\n'
