@@ -16,16 +16,17 @@ from .core import GoodbadError, RunError, code_version, interpreter, package_ver
 from .settings import Settings, public_settings
 from .night import ensure_demo_masterdata
 from .record import read_records, plain
-from .store import init_state, save_run, list_runs, registry_problems
+from .store import init_state, save_run, list_runs, run_kept, registry_problems
 from .report import LESSON_TAG, cell_tags, render_page, night_index
-from .audit import chain_record, night_versions, previous_night, seal, verify_runs
+from .audit import chain_record, night_folders, night_versions, previous_night, read_manifest, seal, verify_runs
 from .contract import make_engine, settings_contract, latest_sale
 
 # %% auto #0
-__all__ = ['PHASES', 'RUN_PARAMETERS', 'ADVISORY_KEY', 'notebooks_dir', 'check_parameters', 'ThisInterpreterKernelManager',
-           'failing_cell', 'error_cell_index', 'without_lessons', 'phase_entry', 'execute_phase', 'check_night',
-           'RunLock', 'next_attempt', 'skipped_phase', 'summarize', 'alert_summary', 'send_alerts', 'Stopped',
-           'stopped_phase', 'stopped_by_signals', 'chain_alerts', 'earlier_nights', 'seal_night', 'run_nightly']
+__all__ = ['PHASES', 'RUN_PARAMETERS', 'ADVISORY_KEY', 'RUNS_FIX', 'STATE_FIX', 'notebooks_dir', 'check_parameters',
+           'ThisInterpreterKernelManager', 'failing_cell', 'error_cell_index', 'without_lessons', 'phase_entry',
+           'execute_phase', 'check_night', 'cannot_start', 'RunLock', 'next_attempt', 'clear_attempt', 'skipped_phase',
+           'summarize', 'alert_summary', 'send_alerts', 'Stopped', 'stopped_phase', 'stopped_by_signals',
+           'chain_alerts', 'lost_state', 'earlier_nights', 'seal_night', 'run_nightly']
 
 # %% ../nbs/95_nightly.ipynb #9517dd10
 PHASES = ('10_acquire', '20_features', '30_monitor', '40_train', '50_evaluate', '60_fairness', '70_explain', '80_release', '90_score')
@@ -89,7 +90,7 @@ class ThisInterpreterKernelManager(AsyncKernelManager):
         return type(cls.__name__, (cls,), dict(kernel_log=Path(path)))
     @property
     def kernel_spec(self):
-        return KernelSpec(argv=[sys.executable, '-m', 'ipykernel_launcher', '-f', '{connection_file}'],
+        return KernelSpec(argv=[sys.executable, '-c', 'from goodbad.kernel import main; main()', '-f', '{connection_file}'],  # dies with the runner
                           display_name=f'goodbad ({sys.executable})', language='python', resource_dir='')
 
 # %% ../nbs/95_nightly.ipynb #bca6f356
@@ -171,22 +172,41 @@ def check_night(settings:Settings, run_date:dt.date, today:dt.date|None=None) ->
 # %% ../nbs/95_nightly.ipynb #90a0a3ef
 ADVISORY_KEY = int.from_bytes(hashlib.sha256(b'goodbad nightly').digest()[:8], 'big', signed=True)  # the night's PostgreSQL advisory lock
 
+def _reason(e:BaseException) -> str:
+    "The first line of what the database driver or the operating system said"
+    e = getattr(e, 'orig', None) or e
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
+
+@contextlib.contextmanager
+def cannot_start(what:str, fix:str):
+    "A database or file error while a night starts, as a RunError (exit status 2) that says what failed and how to fix it"
+    try: yield
+    except (sa.exc.SQLAlchemyError, OSError) as e:
+        raise RunError(f"{what} ({_reason(e)}), so the night does not start and nothing was changed. {fix}") from None
+
+RUNS_FIX = "Make it writable by the user that runs goodbad and free space on its disk, or point runs_dir in settings.ini elsewhere."
+STATE_FIX = ("Check that it is up and that GOODBAD_STATE_URL (or state_default in settings.ini) names it; if it is damaged, "
+             "restore it from its backup. Then run the night again.")
+
 class RunLock:
     "An exclusive lock on the runs folder, held for one night's run"
     def __init__(self, runs_dir:Path, what:str, state_url=None):
         self.path, self.what, self.fd, self.url, self.conn = Path(runs_dir)/'.nightly.lock', what, None, state_url, None
     def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        unwritable = f"the runs folder {self.path.parent} cannot be written"
+        with cannot_start(unwritable, RUNS_FIX):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(fd, 4096).decode(errors='replace').strip() or 'another process'
             os.close(fd)
             raise RunError(f"another goodbad run is in progress ({holder}); this one ({self.what}) refuses to start. "
                            f"Wait for it to finish; the lock is released when that process ends.") from None
-        os.ftruncate(fd, 0); os.write(fd, f"{self.what}, pid {os.getpid()}, since {utcnow().isoformat()}".encode())
         self.fd = fd
-        try: self._advisory()
+        try:
+            with cannot_start(unwritable, RUNS_FIX): os.ftruncate(fd, 0); os.write(fd, f"{self.what}, pid {os.getpid()}, since {utcnow().isoformat()}".encode())
+            with cannot_start(f"the state database {redact_url(self.url)} cannot be reached for the nightly lock", STATE_FIX): self._advisory()
         except BaseException: self.__exit__(); raise
         return self
     def _advisory(self):
@@ -204,24 +224,29 @@ class RunLock:
         os.ftruncate(self.fd, 0); fcntl.flock(self.fd, fcntl.LOCK_UN); os.close(self.fd)
 
 # %% ../nbs/95_nightly.ipynb #f3758922
-def next_attempt(run_dir:Path, run_date:dt.date) -> tuple[str, list]:
-    "The run id of the next attempt at `run_date`, after moving an earlier attempt's files under `superseded/`"
-    previous, n = [], 0
-    sup = run_dir/'superseded'
-    if sup.is_dir(): previous = sorted(p.name for p in sup.iterdir() if p.is_dir())
+def _earlier(run_dir:Path, run_date:dt.date) -> str|None:
+    "The run id of the attempt whose `run.json` the night's folder holds, if any"
     manifest = run_dir/'run.json'
-    if manifest.exists():
-        old = json.loads(manifest.read_text()).get('run_id', f'{run_date}.0')
-        dest = sup/old
+    return json.loads(manifest.read_text()).get('run_id', f'{run_date}.0') if manifest.exists() else None
+
+def next_attempt(run_dir:Path, run_date:dt.date) -> tuple[str, list]:
+    "The run id of the next attempt at `run_date`, and the run ids of the attempts before it (nothing is moved)"
+    sup = run_dir/'superseded'
+    previous = [p.name for p in sup.iterdir() if p.is_dir()] if sup.is_dir() else []
+    if old := _earlier(run_dir, run_date): previous.append(old)
+    n = max([int(x.rsplit('.', 1)[1]) for x in previous if x.rsplit('.', 1)[-1].isdigit()] + [0])
+    return f'{run_date}.{n + 1}', sorted(set(previous))
+
+def clear_attempt(run_dir:Path, run_date:dt.date) -> None:
+    "Make room for a new attempt: move an earlier attempt's files under `superseded/<its run id>/`; remove unsealed leftovers"
+    if old := _earlier(run_dir, run_date):
+        dest = run_dir/'superseded'/old
         dest.mkdir(parents=True, exist_ok=True)
         for p in run_dir.iterdir():
             if p.name != 'superseded': shutil.move(str(p), dest/p.name)
-        previous.append(old)
     elif run_dir.exists():
         for p in run_dir.iterdir():
             if p.name != 'superseded': shutil.rmtree(p) if p.is_dir() else p.unlink()
-    n = max([int(x.rsplit('.', 1)[1]) for x in previous if x.rsplit('.', 1)[-1].isdigit()] + [0])
-    return f'{run_date}.{n + 1}', sorted(set(previous))
 
 # %% ../nbs/95_nightly.ipynb #1cb6242b
 def skipped_phase(phase:str, reason:str) -> dict:
@@ -300,6 +325,17 @@ def chain_alerts(runs:Path, state, run_date:dt.date, model_store:Path|None=None)
     _, findings = verify_runs(runs, state, since=day, until=day, model_store=model_store)
     return [f"audit record of {f.night}: {f.item}: {f.problem}" for f in findings]
 
+def lost_state(runs:Path, state, state_url) -> str|None:
+    "Why the state database is not the one this runs folder was kept with (it lacks the folder's latest night), or None"
+    for day, folder in reversed(night_folders(runs)):
+        if (m := read_manifest(folder)) is None or not m.get('run_id'): continue
+        if run_kept(state, m['run_id']): return None
+        return (f"the state database {redact_url(state_url)} does not know the latest night of the runs folder, {day} (run {m['run_id']}): "
+                "it was lost, replaced, or restored from a backup older than that night, so its model registry may lack models, "
+                "approvals and rollbacks since. Restore it from a backup taken after that night; to start afresh on purpose, "
+                f"move the runs folder {runs} aside as well")
+    return None
+
 def earlier_nights(state, run_date:dt.date, n:int=90) -> list[dict]:
     "The manifests of the last `n` nights before `run_date` (each night's latest attempt), oldest first"
     seen, res = set(), []
@@ -320,15 +356,22 @@ def run_nightly(settings:Settings, run_date:dt.date, progress=None, nbs:Path|Non
     with RunLock(runs, f"night of {run_date}", settings.state_url):
         nbs = Path(nbs or notebooks_dir())
         for p in PHASES: check_parameters(nbs/f'{p}.ipynb', dict.fromkeys(RUN_PARAMETERS, ''))
-        if ensure_demo_masterdata(settings, run_date, progress=lambda m: say(f"  creating the demo master data: {m}")):
-            say(f"  created the demo master data ({settings.demo_customers:,} customers)")
-        check_night(settings, run_date)
-        state = init_state(make_engine(settings.state_url))
-        if problems := registry_problems(state, settings.model_store):
+        with cannot_start(f"the master data {redact_url(settings.masterdata_url)} cannot be read", "Check that its server is up and that "
+                          "GOODBAD_MASTERDATA_URL names it, then run the night again."):
+            if ensure_demo_masterdata(settings, run_date, progress=lambda m: say(f"  creating the demo master data: {m}")):
+                say(f"  created the demo master data ({settings.demo_customers:,} customers)")
+            check_night(settings, run_date)
+        with cannot_start(f"the state database {redact_url(settings.state_url)} cannot be used", STATE_FIX):
+            state = init_state(make_engine(settings.state_url))
+            problems, lost = registry_problems(state, settings.model_store), lost_state(runs, state, settings.state_url)
+        if lost: raise RunError(f"{lost}. The night does not start and nothing was changed.")
+        if problems:
             raise RunError("the model registry cannot be trusted tonight, so the night does not start:\n" + '\n'.join(f"  - {p}" for p in problems))
         run_dir = runs/str(run_date)
         run_id, superseded = next_attempt(run_dir, run_date)
-        run_dir.mkdir(parents=True, exist_ok=True)
+        with cannot_start(f"the runs folder {runs} cannot be written", RUNS_FIX):
+            clear_attempt(run_dir, run_date)
+            run_dir.mkdir(parents=True, exist_ok=True)
         params = dict(run_date=str(run_date), run_id=run_id, run_dir=str(run_dir), settings_path=str(settings.path))
         manifest = dict(run_id=run_id, run_date=str(run_date), status='running', started_at=utcnow().isoformat(), finished_at=None,
                         parameters=params, settings=public_settings(settings), code=code_version(), packages=package_versions(),
@@ -338,11 +381,12 @@ def run_nightly(settings:Settings, run_date:dt.date, progress=None, nbs:Path|Non
         def headline():  # the phases' headline, after the alerts on the night before
             manifest.update(summarize(manifest['phases']))
             manifest['alerts'] = broken + manifest['alerts']
-        def save():
+        def save():  # the state database first: a run.json always names a run the state database keeps
             headline()
-            write_atomic(run_dir/'run.json', json.dumps(plain(manifest), indent=2))
             save_run(state, manifest)
-        save()
+            write_atomic(run_dir/'run.json', json.dumps(plain(manifest), indent=2))
+        with cannot_start(f"the night's first record could not be kept in the state database {redact_url(settings.state_url)} "
+                          f"or in {run_dir}", STATE_FIX): save()
         say(f"goodbad nightly {run_date}: run {run_id}, {len(PHASES)} phases, into {run_dir}")
         pages = {}
         started = {}  # the phase running now, and since when: what a stop interrupts

@@ -14,9 +14,10 @@ from .record import plain
 
 # %% auto #0
 __all__ = ['STATE', 'MODELS', 'MODEL_EVENTS', 'RUNS', 'CANARY_NIGHTS', 'REALIZED', 'MONITOR', 'STATUSES', 'MOVES', 'init_state',
-           'save_run', 'list_runs', 'save_artifact', 'load_artifact', 'ModelRecord', 'register_model', 'get_model',
-           'find_models', 'set_status', 'model_events', 'load_model', 'moves', 'move', 'live_models', 'update_details',
-           'version_matches', 'artifact_fault', 'registry_problems', 'record_canary_night', 'canary_nights_passed']
+           'save_run', 'run_kept', 'list_runs', 'save_artifact', 'load_artifact', 'ModelRecord', 'register_model',
+           'get_model', 'find_models', 'set_status', 'model_events', 'load_model', 'moves', 'move', 'live_models',
+           'update_details', 'version_matches', 'artifact_fault', 'registry_problems', 'record_canary_night',
+           'canary_nights_passed']
 
 # %% ../nbs/05_store.ipynb #f26fd145
 STATE = sa.MetaData()
@@ -74,6 +75,10 @@ def save_run(state:Engine, manifest:dict) -> None:
     with state.begin() as conn:
         conn.execute(RUNS.delete().where(RUNS.c.run_id == row['run_id']))
         conn.execute(RUNS.insert().values(**row))
+
+def run_kept(state:Engine, run_id:str) -> bool:
+    "Whether the state database keeps run `run_id`"
+    with state.connect() as conn: return conn.execute(sa.select(RUNS.c.run_id).where(RUNS.c.run_id == run_id)).first() is not None
 
 def list_runs(state:Engine, limit:int=400) -> list[dict]:
     "The manifests of the most recent runs, newest run date first"

@@ -6,6 +6,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import REPO
 from nights import World
+from faults import Running, copy_workspace, invariants, kernels_of, sigkill_in_label_write, sigkill_in_phase, PHASES
 from goodbad.night import Night
 from goodbad.core import GoodbadError
 from goodbad.store import find_models, live_models, update_details
@@ -69,7 +70,6 @@ def test_cli_conventions(night):
 @pytest.mark.xdist_group("night")
 def test_sigterm_stops_the_night_records_it_and_frees_the_date(night, tmp_path):
     import json, os, signal, subprocess, sys, time
-    import psutil
     from conftest import RUN_DATE
     from goodbad.nightly import RunLock
     ws = night.copy(tmp_path / 'ws')
@@ -89,9 +89,7 @@ def test_sigterm_stops_the_night_records_it_and_frees_the_date(night, tmp_path):
     m = json.loads((day / 'run.json').read_text())
     assert m['status'] == 'failed' and 'stopped by SIGTERM' in m['error'] and m['phases'][-1]['status'] == 'failed', m['error']
     assert m['finished_at'] and 'files' in m, 'the stopped night is still sealed into the chain'
-    kernels = [p for p in psutil.process_iter(['cmdline', 'cwd']) if 'ipykernel_launcher' in ' '.join(p.info['cmdline'] or [])
-               and str(day) in (p.info['cwd'] or '')]
-    assert not kernels, 'no kernel of the stopped night is left running'
+    assert not kernels_of(ws), 'no kernel of the stopped night is left running'
     with RunLock(ws.runs, 'the check'): pass  # the lock was released
     again = ws.run('nightly', '--date', RUN_DATE, '--json', check=0)  # the date is free again; and --json, for a machine
     out = json.loads(again.stdout)
@@ -109,3 +107,61 @@ def test_the_nightly_lock_holds_across_machines_through_a_postgresql_state_datab
             with RunLock(tmp_path / 'host-b' / 'runs', 'night of 2026-11-26 on host b', url): pass
         with RunLock(tmp_path / 'host-c' / 'runs', 'a SQLite state', f"sqlite:///{tmp_path / 'state.sqlite'}"): pass  # another deployment
     with RunLock(tmp_path / 'host-b' / 'runs', 'night of 2026-11-26 on host b', url): pass  # released when the first run ended
+
+
+NEXT = '2026-11-27'  # the night after the `night` fixture's
+
+
+@pytest.mark.xdist_group("night")
+def test_sigkill_of_the_process_group_leaves_one_whole_night_and_the_next_run_succeeds(night, tmp_path):
+    import random, json
+    rng = random.Random(20261127)
+    ws, good = copy_workspace(night, tmp_path / 'ws'), night.manifest()['run_id']
+    phase = rng.choice(PHASES[:-1])
+    where = sigkill_in_phase(ws, NEXT, phase, rng)  # a scheduler's SIGKILL at a random moment of a random phase
+    assert invariants(ws, {good}, NEXT) == [], f'after a SIGKILL in {where}'
+    where = sigkill_in_label_write(ws, NEXT, rng)  # and the next attempt's, while it writes the labels
+    assert where in ('label write', 'ended') and invariants(ws, {good}, NEXT) == [], f'after a SIGKILL in {where}'
+    again = ws.nightly(NEXT, check=0)
+    assert invariants(ws, set(), NEXT) == [] and f'{NEXT}.3' in again.stdout
+    assert sorted(p.name for p in (ws.runs / NEXT / 'superseded').iterdir()) == [f'{NEXT}.1', f'{NEXT}.2'], 'both killed attempts are kept'
+    assert ws.run('verify', check=0).stdout.strip().endswith('the chain holds')
+
+
+def _mounted_read_only(folder):
+    "Bind-mount `folder` read-only onto itself (root ignores file modes); False where mounts are not allowed"
+    import subprocess
+    return subprocess.run(['mount', '--bind', '-o', 'ro', str(folder), str(folder)], capture_output=True).returncode == 0
+
+
+@pytest.mark.xdist_group("night")
+def test_state_database_runs_folder_and_master_data_faults_at_start_exit_2_and_keep_the_good_night(night, tmp_path):
+    import os, subprocess
+    from conftest import RUN_DATE
+    ws = copy_workspace(night, tmp_path / 'ws')
+    good = (ws.runs / RUN_DATE / 'run.json').read_bytes()
+    def refused(why, env=None):
+        res = ws.nightly(RUN_DATE, check=2, env=env)
+        assert why in res.stderr and 'Traceback' not in res.stderr, res.stderr
+        assert (ws.runs / RUN_DATE / 'run.json').read_bytes() == good and not (ws.runs / RUN_DATE / 'superseded').exists(), 'the good night stays'
+        return res.stderr
+    # the state database unreachable (nothing listens on port 9), then truncated, then lost
+    refused('the state database postgresql+psycopg://postgres:***@127.0.0.1:9/goodbad cannot be reached for the nightly lock',
+            {'GOODBAD_STATE_URL': 'postgresql://postgres:hunter2@127.0.0.1:9/goodbad'})
+    state = ws.root / 'state' / 'goodbad.sqlite'
+    kept = state.read_bytes()
+    state.write_bytes(kept[:len(kept) // 3])
+    assert 'restore it from its backup' in refused('goodbad.sqlite cannot be used (')  # 'file is not a database', or 'malformed'
+    state.unlink()
+    refused(f'does not know the latest night of the runs folder, {RUN_DATE}')
+    state.write_bytes(kept)
+    # the master data unreachable at start
+    refused('the master data postgresql+psycopg://postgres@127.0.0.1:9/md cannot be read', {'GOODBAD_MASTERDATA_URL': 'postgresql://postgres@127.0.0.1:9/md'})
+    # a read-only runs folder
+    if os.geteuid() == 0: assert _mounted_read_only(ws.runs), 'root could not mount the runs folder read-only'
+    else: ws.runs.chmod(0o555)
+    try: refused(f'the runs folder {ws.runs} cannot be written')
+    finally:
+        if os.geteuid() == 0: subprocess.run(['umount', str(ws.runs)], check=True)
+        else: ws.runs.chmod(0o755)
+    assert ws.run('verify', check=0).stdout.strip().endswith('the chain holds'), 'nothing of the record was touched'

@@ -1,5 +1,5 @@
 """goodbad installs as a normal package: a wheel carries the phase notebooks, and a night runs from an empty folder."""
-import json, os, subprocess, sys, sysconfig, zipfile
+import json, os, shutil, subprocess, sys, sysconfig, zipfile
 from pathlib import Path
 from conftest import REPO, RUN_DATE
 
@@ -12,7 +12,9 @@ def sh(*args, cwd=None, env=None, check=True):
 
 def test_a_wheel_install_runs_a_night_from_an_empty_folder(tmp_path):
     # the wheel, built as a release would be (pip's isolated build), from a copy so the checkout gains no build/ folder
-    sh(sys.executable, '-m', 'pip', 'wheel', '--quiet', '--no-deps', '-w', tmp_path/'dist', REPO)
+    src = tmp_path/'src'
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns('.venv', '.git', 'runs', 'data', 'state', 'models', 'build', '*.egg-info'))
+    sh(sys.executable, '-m', 'pip', 'wheel', '--quiet', '--no-deps', '-w', tmp_path/'dist', src)
     wheel = next((tmp_path/'dist').glob('goodbad-*.whl'))
     names = zipfile.ZipFile(wheel).namelist()
     assert {f'goodbad/notebooks/{p}.ipynb' for p in ('10_acquire', '40_train', '90_score')} <= set(names)
