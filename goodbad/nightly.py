@@ -22,11 +22,12 @@ from .audit import chain_record, night_folders, night_versions, previous_night, 
 from .contract import make_engine, settings_contract, latest_sale
 
 # %% auto #0
-__all__ = ['PHASES', 'RUN_PARAMETERS', 'ADVISORY_KEY', 'RUNS_FIX', 'STATE_FIX', 'notebooks_dir', 'check_parameters',
-           'ThisInterpreterKernelManager', 'failing_cell', 'error_cell_index', 'without_lessons', 'phase_entry',
-           'execute_phase', 'check_night', 'cannot_start', 'RunLock', 'next_attempt', 'clear_attempt', 'skipped_phase',
-           'summarize', 'alert_summary', 'send_alerts', 'Stopped', 'stopped_phase', 'stopped_by_signals',
-           'chain_alerts', 'lost_state', 'earlier_nights', 'seal_night', 'run_nightly']
+__all__ = ['PHASES', 'RUN_PARAMETERS', 'HEARTBEAT_SECONDS', 'ADVISORY_KEY', 'RUNS_FIX', 'STATE_FIX', 'notebooks_dir',
+           'check_parameters', 'ThisInterpreterKernelManager', 'failing_cell', 'error_cell_index', 'without_lessons',
+           'phase_entry', 'execute_phase', 'phase_progress', 'heartbeat', 'check_night', 'cannot_start', 'RunLock',
+           'next_attempt', 'clear_attempt', 'skipped_phase', 'summarize', 'alert_summary', 'send_alerts', 'Stopped',
+           'stopped_phase', 'stopped_by_signals', 'chain_alerts', 'lost_state', 'earlier_nights', 'seal_night',
+           'run_nightly']
 
 # %% ../nbs/95_nightly.ipynb #9517dd10
 PHASES = ('10_acquire', '20_features', '30_monitor', '40_train', '50_evaluate', '60_fairness', '70_explain', '80_release', '90_score')
@@ -150,6 +151,34 @@ def execute_phase(notebook:Path, out:Path, parameters:dict, cwd:Path) -> dict:
         status, error = 'failed', f"the notebook ran under {ran_in}, not under the runner's interpreter {sys.executable}"
     return phase_entry(notebook.stem, status, notebook=out.name, lessons_left_out=lessons, seconds=round(secs, 2),
                        peak_memory_mb=records.get('peak_memory_mb'), records=records, error=error, failed_cell=failed)
+
+# %% ../nbs/95_nightly.ipynb #d51297bb
+HEARTBEAT_SECONDS = 30.0
+
+def phase_progress(out:Path) -> str|None:
+    "Where the phase writing `out` is: the cell papermill runs now, of how many, under which heading (None: unknown yet)"
+    try: nb = nbformat.read(str(out), as_version=4)
+    except Exception: return None  # not written yet, or caught mid-write
+    code = [c for c in nb.cells if c.cell_type == 'code']
+    running = [i for i, c in enumerate(code) if c.metadata.get('papermill', {}).get('status') == 'running']
+    if not running: return None
+    heading = ''
+    for c in nb.cells[:nb.cells.index(code[running[0]])]:
+        if c.cell_type == 'markdown' and c.source.lstrip().startswith('#'): heading = c.source.lstrip('# \n').splitlines()[0]
+    return f"cell {running[0] + 1} of {len(code)}" + (f" ({heading})" if heading else '')
+
+@contextlib.contextmanager
+def heartbeat(out:Path, say, every:float=HEARTBEAT_SECONDS):
+    "While the body runs, `say` every `every` seconds how long it has run and where the phase writing `out` is"
+    stop, t0 = threading.Event(), time.perf_counter()
+    def beat():
+        while not stop.wait(every):
+            where = phase_progress(out)
+            say(f"running for {time.perf_counter() - t0:.0f}s" + (f", at {where}" if where else ''))
+    t = threading.Thread(target=beat, daemon=True, name='goodbad-heartbeat')
+    t.start()
+    try: yield
+    finally: stop.set(); t.join()
 
 # %% ../nbs/95_nightly.ipynb #2d1884d4
 def check_night(settings:Settings, run_date:dt.date, today:dt.date|None=None) -> None:
@@ -398,7 +427,8 @@ def run_nightly(settings:Settings, run_date:dt.date, progress=None, nbs:Path|Non
                     say(f"  [{i}/{len(PHASES)}] {p.split('_', 1)[1]}: skipped, there is no model"); continue
                 say(f"  [{i}/{len(PHASES)}] {p.split('_', 1)[1]} ...")
                 started.update(phase=p, at=time.perf_counter())
-                entry = execute_phase(nbs/f'{p}.ipynb', run_dir/f'{p}.ipynb', params, run_dir)
+                with heartbeat(run_dir/f'{p}.ipynb', lambda s: say(f"  [{i}/{len(PHASES)}] {p.split('_', 1)[1]}: {s}")):
+                    entry = execute_phase(nbs/f'{p}.ipynb', run_dir/f'{p}.ipynb', params, run_dir)
                 manifest['phases'].append(entry)
                 if (run_dir/entry['notebook']).exists(): pages[entry['phase']] = html_pool.submit(_html, run_dir/entry['notebook'])
                 say(f"  [{i}/{len(PHASES)}] {entry['phase']}: {entry['status']} in {entry['seconds']:.1f}s" + (f" - {entry['error']}" if entry['error'] else ''))

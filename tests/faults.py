@@ -149,7 +149,17 @@ def copy_workspace(ws, dest: Path):
     return type(ws)(dest, ws.env)
 
 
-def trial(ws, date: str, fault: str, inject, good_run: str) -> Trial:
+def leaks(ws, secrets: list[str], *outputs: str) -> list[str]:
+    "Where any of `secrets` shows: the workspace's files (runs, pages, notebooks, state, logs) and the given terminal outputs"
+    found = [f"{s[:4]}… in the terminal output" for s in secrets for out in outputs if s in out]
+    for f in ws.root.rglob('*'):
+        if f.is_file():
+            data = f.read_bytes()
+            found += [f"{s[:4]}… in {f.relative_to(ws.root)}" for s in secrets if s.encode() in data]
+    return found
+
+
+def trial(ws, date: str, fault: str, inject, good_run: str, secrets: list[str] = ()) -> Trial:
     "Inject `fault` (a function of the workspace returning where it struck), check, run the date again, check again"
     where = inject(ws)
     t = Trial(fault, where, invariants(ws, {good_run}, date))
@@ -157,4 +167,5 @@ def trial(ws, date: str, fault: str, inject, good_run: str) -> Trial:
                            env=clean_env(ws.env), timeout=1200)
     if again.returncode != 0: t.problems.append(f"the next run of {date} exited {again.returncode}: {(again.stdout + again.stderr)[-600:]}")
     t.problems += [f"after the rerun: {p}" for p in invariants(ws, set(), date)]
+    t.problems += [f"a secret leaked: {p}" for p in leaks(ws, list(secrets), again.stdout, again.stderr)]
     return t

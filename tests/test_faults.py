@@ -146,8 +146,9 @@ def test_state_database_runs_folder_and_master_data_faults_at_start_exit_2_and_k
         assert (ws.runs / RUN_DATE / 'run.json').read_bytes() == good and not (ws.runs / RUN_DATE / 'superseded').exists(), 'the good night stays'
         return res.stderr
     # the state database unreachable (nothing listens on port 9), then truncated, then lost
-    refused('the state database postgresql+psycopg://postgres:***@127.0.0.1:9/goodbad cannot be reached for the nightly lock',
-            {'GOODBAD_STATE_URL': 'postgresql://postgres:hunter2@127.0.0.1:9/goodbad'})
+    said = refused('the state database postgresql+psycopg://postgres:***@127.0.0.1:9/goodbad cannot be reached for the nightly lock',
+                   {'GOODBAD_STATE_URL': 'postgresql://postgres:hunter2@127.0.0.1:9/goodbad'})
+    assert 'hunter2' not in said
     state = ws.root / 'state' / 'goodbad.sqlite'
     kept = state.read_bytes()
     state.write_bytes(kept[:len(kept) // 3])

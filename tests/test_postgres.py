@@ -3,6 +3,7 @@ import json
 import pytest
 import sqlalchemy as sa
 from conftest import RUN_DATE, CUSTOMERS, Workspace, labels_of
+from faults import leaks
 
 
 @pytest.mark.xdist_group("night")
@@ -10,7 +11,10 @@ def test_the_night_on_postgres_gives_the_same_labels(night, pg_url, pg_schema, t
     secret = 'not-a-real-password-7731'
     url = pg_url.replace('postgresql://postgres@', f'postgresql://postgres:{secret}@', 1)
     assert secret in url, 'the test URL is expected in the form postgresql://postgres@HOST:PORT/DB'
-    ws = Workspace(tmp_path / 'pg', env={'GOODBAD_MASTERDATA_URL': url, 'GOODBAD_DB_SCHEMA': pg_schema})
+    query_secret, token = 'not-a-real-password-4410', 'not-a-real-token-0925'
+    ws = Workspace(tmp_path / 'pg', env={'GOODBAD_MASTERDATA_URL': url, 'GOODBAD_DB_SCHEMA': pg_schema,
+                                         'GOODBAD_LABELS_URL': f'{pg_url}?password={query_secret}',  # the form libpq and SQLAlchemy also accept
+                                         'GOODBAD_ALERT_WEBHOOK': f'http://127.0.0.1:9/alerts?token={token}'})
     created = ws.run('masterdata', 'create', '--customers', str(CUSTOMERS), '--seed', '20261126', '--end', '2026-11-25', check=0)
     res = ws.nightly(check=0)
     m = ws.manifest()
@@ -22,10 +26,9 @@ def test_the_night_on_postgres_gives_the_same_labels(night, pg_url, pg_schema, t
     assert [(r[0], r[1]) for r in pg] == [(r[0], r[1]) for r in lite], 'the same customers get the same labels'
     assert max(abs(a[2] - b[2]) for a, b in zip(pg, lite)) < 1e-6
     assert m['model']['threshold'] == pytest.approx(night.manifest()['model']['threshold'], abs=1e-9)
-    # the password is nowhere: not in the terminal, not in runs/, not in goodbad's state
-    assert secret not in created.stdout + created.stderr + res.stdout + res.stderr
-    for f in ws.root.rglob('*'):
-        if f.is_file(): assert secret.encode() not in f.read_bytes(), f"the password leaked into {f}"
+    # the passwords and the webhook's token are nowhere: not in the terminal, not in runs/, not in goodbad's state
+    assert m['settings']['labels_url']['value'].endswith('?password=***')
+    assert leaks(ws, [secret, query_secret, token], created.stdout, created.stderr, res.stdout, res.stderr) == []
     engine = sa.create_engine(url.replace('postgresql://', 'postgresql+psycopg://', 1))
     with engine.connect() as conn:
         assert conn.execute(sa.text(f"select count(*) from {pg_schema}.customer_labels where label = 'good' and reasons is not null")).scalar() == 0, \
