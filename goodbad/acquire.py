@@ -14,7 +14,7 @@ from .contract import Contract, PAYMENT_STATUSES, OUTCOMES, type_family, type_fi
 from .artifacts import write_artifact
 
 # %% auto #0
-__all__ = ['Violation', 'structure_violations', 'Snapshot', 'read_snapshot', 'missing_inputs', 'acquire_tonight']
+__all__ = ['MAX_AMOUNT', 'Violation', 'structure_violations', 'Snapshot', 'read_snapshot', 'missing_inputs', 'acquire_tonight']
 
 # %% ../nbs/10_acquire.ipynb #3f7a388a
 @dataclass
@@ -51,56 +51,132 @@ def structure_violations(engine:Engine, contract:Contract) -> list[Violation]:
                 res.append(Violation('wrong_type', t.fullname, col.name, 1, [str(found[col.name])], f"{col.name} must hold a {type_family(col)}; cast it in a view"))
     return res
 
+# %% ../nbs/10_acquire.ipynb #e4a04dcb
+def _bad_date(date:sa.ColumnElement, dialect:str) -> sa.ColumnElement:
+    "Is `date` filled with anything but ISO text of a real day? Only SQLite can hold such: other dialects type their dates"
+    if dialect != 'sqlite': return sa.false()
+    day = sa.func.substr(date, 1, 10) if isinstance(date.type, sa.DateTime) else date
+    malformed = day.is_distinct_from(sa.func.date(day, '+0 days'))  # the modifier rolls an impossible day on: 2025-02-30 gives 2025-03-02
+    if isinstance(date.type, sa.DateTime): malformed = malformed | sa.func.date(date).is_(None)  # and its time must read too
+    return date.is_not(None) & malformed
+
+def _read_before(date:sa.Column, cut, dialect:str) -> sa.ColumnElement:
+    "The rows read as of `cut`: dated before it, or with a malformed date, whichever way its text compares (a breach of its own)"
+    return (date < cut) | _bad_date(date, dialect)  # SQLite tests the form only of the rows not before `cut`
+
+def _dated_before(date:sa.Column, cut, dialect:str) -> sa.ColumnElement:
+    "Is `date` a well-formed date before `cut`? (Malformed text would compare as text: '01-01-2025' < '2026-11-01')"
+    return (date < cut) & ~_bad_date(date, dialect)
+
+def _date_checks(dates:list, dialect:str) -> list:
+    "The check that each of `dates` is well formed, as (name, column, condition, fix); on SQLite only"
+    form = lambda d: 'YYYY-MM-DD HH:MM:SS (e.g. 2025-01-31 14:05:00)' if isinstance(d.type, sa.DateTime) else 'YYYY-MM-DD (e.g. 2025-01-31)'
+    return [('bad_date', d.name, _bad_date(d, dialect), f"write {d.name} as ISO text of a real day, {form(d)}, or convert it to that form in a view")
+            for d in dates if dialect == 'sqlite']
+
+# %% ../nbs/10_acquire.ipynb #79344971
+MAX_AMOUNT = 10**10  # no sale reaches this: the contract's amount is a numeric(12, 2)
+
+def _amount_kind(amount:sa.Column, dialect:str) -> tuple:
+    "Two conditions: `amount` is stored as a number (SQLite keeps text, PostgreSQL NaN), and it is infinite"
+    if dialect == 'sqlite': return sa.func.typeof(amount).in_(['integer', 'real']), amount.in_([float('inf'), float('-inf')])
+    text = sa.cast(amount, sa.Text)  # no literal of NaN or infinity suits every numeric column and server version
+    return text != 'NaN', text.in_(['Infinity', '-Infinity'])
+
+def _amount_checks(amount:sa.Column, dialect:str) -> list:
+    "The checks of an amount besides its sign, as (name, column, condition, fix): a number, finite, and not absurdly large"
+    (number, infinite), big = _amount_kind(amount, dialect), amount >= MAX_AMOUNT  # text and NaN sort above every number
+    return [('not_a_number', amount.name, big & ~number,  # the cheap comparison first: most rows go no further
+             f"{amount.name} must be stored as a number, not as text such as 'abc', '12,50' or 'inf', nor as NaN: correct those rows where the feed writes them"),
+            ('infinite_amount', amount.name, (big | (amount <= -MAX_AMOUNT)) & infinite,
+             f"{amount.name} must be finite: a value too large for the column (such as 1e999) reads as infinity; correct those rows where the feed writes them"),
+            ('amount_too_large', amount.name, big & number & ~infinite,
+             f"no sale reaches {MAX_AMOUNT:,} (the contract's amount is a numeric(12, 2)): look for a misplaced decimal point or a wrong unit in the feed")]
+
 # %% ../nbs/10_acquire.ipynb #aec4866c
-def _checks(c:Contract) -> dict:
+def _checks(c:Contract, dialect:str) -> dict:
     "Per table: key column, date column, and the value checks as (name, column, condition, fix)"
     cu, sa_, ou = c.customers.c, c.sales.c, c.outcomes.c
     nulls = lambda t, cols: [('null_value', n, t.c[n].is_(None), f"{n} must always be filled") for n in cols]
     return {
         'customers': (c.customers, cu.customer_id, cu.signup_date,
-            nulls(c.customers, ['customer_id', 'signup_date', 'country', 'channel'])),
+            nulls(c.customers, ['customer_id', 'signup_date', 'country', 'channel']) + _date_checks([cu.signup_date, cu.birth_date], dialect)),
         'sales': (c.sales, sa_.sale_id, sa_.sold_at,
-            nulls(c.sales, ['sale_id', 'customer_id', 'sold_at', 'amount', 'category', 'payment_method', 'payment_status']) + [
+            nulls(c.sales, ['sale_id', 'customer_id', 'sold_at', 'amount', 'category', 'payment_method', 'payment_status']) + _date_checks([sa_.sold_at], dialect) + [
             ('negative_amount', 'amount', sa_.amount < 0, 'amounts are never negative: record a refund as payment_status returned'),
-            ('unknown_status', 'payment_status', sa_.payment_status.not_in(PAYMENT_STATUSES), f"payment_status must be one of {', '.join(PAYMENT_STATUSES)}")]),
+            ('unknown_status', 'payment_status', sa_.payment_status.not_in(PAYMENT_STATUSES), f"payment_status must be one of {', '.join(PAYMENT_STATUSES)}")]
+            + _amount_checks(sa_.amount, dialect)),
         'outcomes': (c.outcomes, ou.customer_id, ou.known_on,
-            nulls(c.outcomes, ['customer_id', 'outcome', 'known_on']) + [
+            nulls(c.outcomes, ['customer_id', 'outcome', 'known_on']) + _date_checks([ou.known_on], dialect) + [
             ('unknown_outcome', 'outcome', ou.outcome.not_in(OUTCOMES), "outcome must be 'good' or 'bad'")]),
     }
 
+# %% ../nbs/10_acquire.ipynb #4db8a3ff
+def _count(cond:sa.ColumnElement) -> sa.ColumnElement:
+    "How many rows meet `cond`, as an aggregate"
+    return sa.func.coalesce(sa.func.sum(sa.case((cond, 1), else_=0)), 0)
+
+def _figures(table:sa.Table, name:str, date:sa.Column, cut, dialect:str, strict:bool=False) -> list:
+    "A table's fingerprint figures as labelled aggregates; `strict` leaves out malformed dates and amounts, at the cost of testing every row"
+    read = _dated_before(date, cut, dialect) if strict else date < cut
+    cols = [_count(read).label('rows'), sa.func.min(sa.case((read, date))).label('first'), sa.func.max(sa.case((read, date))).label('last')]
+    if name == 'sales':
+        number, infinite = _amount_kind(table.c.amount, dialect)
+        cols.append(sa.func.coalesce(sa.func.sum(sa.case((read & number & ~infinite if strict else read, table.c.amount))), 0).label('amount_sum'))
+    if name == 'outcomes': cols.append(_count(read & (table.c.outcome == 'bad')).label('bad'))
+    return cols
+
+def _one_row(conn, table:sa.Table, cols:list) -> dict:
+    "The aggregates `cols` over `table`; a first or last date that is malformed comes back as None, not as an error"
+    agg, dialect = sa.select(*cols).select_from(table).subquery(), conn.dialect.name  # the two ends are tested once, not for every row
+    edge = lambda c: sa.case((~_bad_date(c, dialect), c)).label(c.name) if c.name in ('first', 'last') and dialect == 'sqlite' else c
+    return dict(conn.execute(sa.select(*map(edge, agg.c))).one()._mapping)
+
 # %% ../nbs/10_acquire.ipynb #ae56c900
+_UNREADABLE = ('bad_date', 'not_a_number', 'infinite_amount')  # breaches that would distort the figures of a plain scan
+
 def _scan(conn, name:str, spec, as_of:dt.date, future_from:dt.date) -> tuple[dict, list]:
-    "One pass over a table: fingerprint figures and the count of each value check"
+    "One pass over a table (and one more for its figures if it holds unreadable values): fingerprint figures and the count of each value check"
     table, key, date, checks = spec
-    cut, fut = sa.literal(as_of, sa.Date), sa.literal(future_from, sa.Date)
-    seen = sa.or_(date < cut, date.is_(None))
-    n = lambda cond: sa.func.coalesce(sa.func.sum(sa.case((cond, 1), else_=0)), 0)
-    cols = [n(date < cut).label('rows'), n(date >= cut).label('after_snapshot'), n(date >= fut).label('future'),
-            sa.func.min(sa.case((date < cut, date))).label('first'), sa.func.max(sa.case((date < cut, date))).label('last')]
-    if name == 'sales': cols.append(sa.func.coalesce(sa.func.sum(sa.case((date < cut, table.c.amount))), 0).label('amount_sum'))
-    if name == 'outcomes': cols.append(n((date < cut) & (table.c.outcome == 'bad')).label('bad'))
-    cols += [n(seen & cond).label(f'c{i}') for i, (_, _, cond, _) in enumerate(checks)]
-    row = conn.execute(sa.select(*cols).select_from(table)).one()._mapping
+    cut, fut, dialect = sa.literal(as_of, sa.Date), sa.literal(future_from, sa.Date), conn.dialect.name
+    seen, later = _read_before(date, cut, dialect) | date.is_(None), lambda d: (date >= d) & ~_bad_date(date, dialect)
+    cols = _figures(table, name, date, cut, dialect) + [_count(later(cut)).label('after_snapshot'), _count(later(fut)).label('future')]
+    cols += [_count(cond & seen).label(f'c{i}') for i, (_, _, cond, _) in enumerate(checks)]  # `seen` is asked of the failing rows only
+    row = _one_row(conn, table, cols)
+    if any(row[f'c{i}'] for i, (chk, *_) in enumerate(checks) if chk in _UNREADABLE):
+        row |= _one_row(conn, table, _figures(table, name, date, cut, dialect, strict=True))
     figures = {k: row[k] for k in ('rows', 'after_snapshot', 'first', 'last', 'amount_sum', 'bad') if k in row}
     figures = {k: (float(v) if k == 'amount_sum' else str(v) if k in ('first', 'last') and v is not None else v) for k, v in figures.items()}
     found = [(chk, col, cond, fix, row[f'c{i}']) for i, (chk, col, cond, fix) in enumerate(checks) if row[f'c{i}']]
-    if row['future']: found.append(('future_date', date.name, date >= fut, f"{date.name} must not be later than tomorrow: check the clock or time zone of the feed", row['future']))
+    if row['future']: found.append(('future_date', date.name, later(fut), f"{date.name} must not be later than tomorrow: check the clock or time zone of the feed", row['future']))
     return figures, [(table, key, seen if chk != 'future_date' else sa.true(), chk, col, cond, fix, cnt) for chk, col, cond, fix, cnt in found]
+
+# %% ../nbs/10_acquire.ipynb #92714d54
+def _sales_before_signup(c:Contract, as_of:dt.date, dialect:str) -> sa.Select:
+    "Ids of the sales dated before `as_of` but on a day before their customer's signup_date, both dates well formed"
+    s, cu = c.sales, c.customers
+    signed_up_later = sa.exists().where(cu.c.customer_id == s.c.customer_id, s.c.sold_at < cu.c.signup_date, ~_bad_date(cu.c.signup_date, dialect))
+    if dialect == 'sqlite':  # the form of sold_at is tested for the few sales found only: SQLite keeps the order of a CASE, not of a WHERE
+        signed_up_later = sa.case((signed_up_later, ~_bad_date(s.c.sold_at, dialect)), else_=False)
+    return sa.select(s.c.sale_id).where(s.c.sold_at < sa.literal(as_of, sa.Date), signed_up_later)
 
 # %% ../nbs/10_acquire.ipynb #b911b87f
 def _cross_checks(conn, c:Contract, as_of:dt.date) -> list:
-    cut = sa.literal(as_of, sa.Date)
-    res = []
+    "The checks across rows and tables, each as (check, table, column, count, examples, fix)"
+    cut, dialect, res = sa.literal(as_of, sa.Date), conn.dialect.name, []
+    def found(ids):  # how many ids, and the first few
+        cnt = conn.execute(sa.select(sa.func.count()).select_from(ids.subquery())).scalar()
+        return cnt, conn.execute(ids.limit(5)).scalars().all() if cnt else []
     for table, key, date in ((c.customers, c.customers.c.customer_id, c.customers.c.signup_date),
                              (c.sales, c.sales.c.sale_id, c.sales.c.sold_at), (c.outcomes, c.outcomes.c.customer_id, c.outcomes.c.known_on)):
-        dup = sa.select(key).where(date < cut).group_by(key).having(sa.func.count() > 1)
-        cnt = conn.execute(sa.select(sa.func.count()).select_from(dup.subquery())).scalar()
-        if cnt: res.append(('duplicate_id', table.name, key.name, cnt, conn.execute(dup.limit(5)).scalars().all(), f"{key.name} must be unique in {table.name}"))
+        cnt, eg = found(sa.select(key).where(_read_before(date, cut, dialect)).group_by(key).having(sa.func.count() > 1))
+        if cnt: res.append(('duplicate_id', table.name, key.name, cnt, eg, f"{key.name} must be unique in {table.name}"))
     for table, key, date in ((c.sales, c.sales.c.sale_id, c.sales.c.sold_at), (c.outcomes, c.outcomes.c.customer_id, c.outcomes.c.known_on)):
-        orphan = sa.select(key).where(date < cut, ~sa.exists().where(c.customers.c.customer_id == table.c.customer_id))
-        cnt = conn.execute(sa.select(sa.func.count()).select_from(orphan.subquery())).scalar()
-        if cnt: res.append(('unknown_customer', table.name, 'customer_id', cnt, conn.execute(orphan.limit(5)).scalars().all(),
-                            f"every {table.name}.customer_id must be in {c.customers.name}"))
+        cnt, eg = found(sa.select(key).where(_read_before(date, cut, dialect), ~sa.exists().where(c.customers.c.customer_id == table.c.customer_id)))
+        if cnt: res.append(('unknown_customer', table.name, 'customer_id', cnt, eg, f"every {table.name}.customer_id must be in {c.customers.name}"))
+    cnt, eg = found(_sales_before_signup(c, as_of, dialect))
+    if cnt: res.append(('sale_before_signup', c.sales.name, 'sold_at', cnt, eg,
+                        f"no sale is dated before the day its customer signed up ({c.customers.name}.signup_date): correct sold_at or signup_date"))
     return res
 
 # %% ../nbs/10_acquire.ipynb #62449740
@@ -129,7 +205,7 @@ def read_snapshot(engine:Engine, contract:Contract, as_of:dt.date, today:dt.date
     future_from = (today or utcnow().date()) + dt.timedelta(days=2)
     figures, found = {}, []
     with engine.connect() as conn:
-        for name, spec in _checks(contract).items():
+        for name, spec in _checks(contract, engine.dialect.name).items():
             figures[name], failing = _scan(conn, name, spec, as_of, future_from)
             for table, key, seen, chk, col, cond, fix, cnt in failing:
                 eg = conn.execute(sa.select(key).where(seen, cond).limit(5)).scalars().all()
@@ -146,7 +222,7 @@ def missing_inputs(engine:Engine, contract:Contract, as_of:dt.date) -> dict:
     cu, inputs = contract.customers, [c for c in contract.customers.columns if c.info.get('input')]
     if not inputs: return {}
     q = sa.select(*[sa.func.coalesce(sa.func.sum(sa.case((c.is_(None), 1), else_=0)), 0).label(c.name) for c in inputs])
-    with engine.connect() as conn: row = conn.execute(q.where(cu.c.signup_date < sa.literal(as_of, sa.Date))).one()._mapping
+    with engine.connect() as conn: row = conn.execute(q.where(_dated_before(cu.c.signup_date, sa.literal(as_of, sa.Date), engine.dialect.name))).one()._mapping
     return {c.name: int(row[c.name]) for c in inputs}
 
 # %% ../nbs/10_acquire.ipynb #4bc5055a

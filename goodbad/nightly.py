@@ -152,7 +152,7 @@ def execute_phase(notebook:Path, out:Path, parameters:dict, cwd:Path) -> dict:
     return phase_entry(notebook.stem, status, notebook=out.name, lessons_left_out=lessons, seconds=round(secs, 2),
                        peak_memory_mb=records.get('peak_memory_mb'), records=records, error=error, failed_cell=failed)
 
-# %% ../nbs/95_nightly.ipynb #d51297bb
+# %% ../nbs/95_nightly.ipynb #f167354b
 HEARTBEAT_SECONDS = 30.0
 
 def phase_progress(out:Path) -> str|None:
