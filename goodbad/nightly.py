@@ -191,7 +191,9 @@ def check_night(settings:Settings, run_date:dt.date, today:dt.date|None=None) ->
         raise RunError(f"the master data {url.database} does not exist ({settings.sources['masterdata_url']}): check the path; "
                        "goodbad never creates an empty master data in its place")
     engine = make_engine(url)
-    try: last = latest_sale(engine, settings_contract(settings), run_date)
+    try:
+        engine.connect().close()  # an unreachable server is the caller's to report (latest_sale reads a missing table as no sale)
+        last = latest_sale(engine, settings_contract(settings), run_date)
     finally: engine.dispose()
     if last is not None and (run_date - last).days > settings.max_data_age_days:
         raise RunError(f"the run date {run_date} is {(run_date - last).days} days after the latest sale before it ({last}); the policy allows "
