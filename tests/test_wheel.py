@@ -33,7 +33,7 @@ def test_a_wheel_install_runs_a_night_from_an_empty_folder(tmp_path):
     home = tmp_path/'empty'
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith('GOODBAD_') and k != 'PYTHONPATH'} | {
-        'GOODBAD_DEMO_CUSTOMERS': '3000', 'JUPYTER_PATH': str(Path(sys.prefix)/'share'/'jupyter')}
+        'GOODBAD_DEMO_CUSTOMERS': '1500', 'JUPYTER_PATH': str(Path(sys.prefix)/'share'/'jupyter')}
     where = sh(venv/'bin'/'python', '-c', 'import goodbad; print(goodbad.__file__)', cwd=home, env=env).stdout
     assert where.startswith(str(site)), where
     assert sh(exe, '--version', cwd=home, env=env).stdout.startswith('goodbad ')
