@@ -126,6 +126,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                               'goodbad.core.parse_date': ('core.html#parse_date', 'goodbad/core.py'),
                               'goodbad.core.peak_memory_mb': ('core.html#peak_memory_mb', 'goodbad/core.py'),
                               'goodbad.core.redact_url': ('core.html#redact_url', 'goodbad/core.py'),
+                              'goodbad.core.scratch_dir': ('core.html#scratch_dir', 'goodbad/core.py'),
                               'goodbad.core.sha256_bytes': ('core.html#sha256_bytes', 'goodbad/core.py'),
                               'goodbad.core.sha256_json': ('core.html#sha256_json', 'goodbad/core.py'),
                               'goodbad.core.utcnow': ('core.html#utcnow', 'goodbad/core.py'),

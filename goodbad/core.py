@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #3b79ed9a
 from __future__ import annotations
-import hashlib, json, os, platform, re, resource, subprocess, sys, tempfile, datetime as dt
+import atexit, hashlib, json, os, platform, re, resource, shutil, subprocess, sys, tempfile, datetime as dt
 from importlib import metadata
 from pathlib import Path
 from sqlalchemy.engine import make_url, URL
@@ -14,7 +14,7 @@ import goodbad
 __all__ = ['SENSITIVE_COLUMNS', 'SECRET_PARAMETER', 'TRACKED_PACKAGES', 'GoodbadError', 'SettingsError', 'ContractError',
            'ModelStoreError', 'NoModelError', 'ReleaseError', 'ExplanationError', 'RunError', 'redact_url',
            'sha256_bytes', 'sha256_json', 'write_atomic', 'package_versions', 'library_hash', 'code_version',
-           'interpreter', 'peak_memory_mb', 'utcnow', 'parse_date']
+           'interpreter', 'peak_memory_mb', 'utcnow', 'parse_date', 'scratch_dir']
 
 # %% ../nbs/00_core.ipynb #661d27ee
 SENSITIVE_COLUMNS = ('birth_date', 'gender')  # columns of the customers used for fairness reporting only, never as model inputs
@@ -133,3 +133,10 @@ def parse_date(value:str|dt.date, what:str='date') -> dt.date:
     if isinstance(value, dt.date): return value
     try: return dt.date.fromisoformat(str(value).strip())
     except ValueError: raise GoodbadError(f"{what} {value!r} is not a date: write it as YYYY-MM-DD, e.g. 2026-11-26") from None
+
+# %% ../nbs/00_core.ipynb #331b7235
+def scratch_dir(prefix:str) -> Path:
+    "A new temporary folder named `prefix`..., removed when this process exits"
+    d = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, d, True)
+    return d

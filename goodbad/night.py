@@ -4,13 +4,13 @@
 
 # %% ../nbs/06_night.ipynb #b4871af5
 from __future__ import annotations
-import datetime as dt, os, tempfile
+import datetime as dt, os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 import goodbad
 from sqlalchemy.engine import Engine
-from .core import GoodbadError, SettingsError, parse_date, redact_url
+from .core import GoodbadError, SettingsError, parse_date, redact_url, scratch_dir
 from .settings import Settings, load_settings
 from .contract import Contract, settings_contract, make_engine
 from .store import init_state
@@ -90,7 +90,7 @@ def open_night(run_date:str, run_id:str='', run_dir:str='', settings_path:str=''
     if run_dir:
         if not run_id: raise GoodbadError("run_id is empty: a phase run by the nightly runner gets its run id as a parameter")
         return Night(day, run_id, Path(run_dir), load_settings(find_settings(settings_path)))
-    scratch = Path(tempfile.mkdtemp(prefix='goodbad-demo-'))
+    scratch = scratch_dir('goodbad-demo-')  # removed when the kernel ends
     settings = load_settings(find_settings(settings_path), environ={}, overrides=dict(
         masterdata_default=scratch/'masterdata.sqlite', state_default=scratch/'state.sqlite',
         model_store=scratch/'models', runs_dir=scratch/'runs'))

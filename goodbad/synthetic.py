@@ -4,12 +4,12 @@
 
 # %% ../nbs/04_synthetic.ipynb #58641dd7
 from __future__ import annotations
-import datetime as dt, io, tempfile, time
+import datetime as dt, io, time
 from dataclasses import dataclass
 import numpy as np, pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from .core import GoodbadError, redact_url
+from .core import GoodbadError, redact_url, scratch_dir
 from .contract import Contract, contract_tables, bulk_insert, make_engine
 
 # %% auto #0
@@ -281,6 +281,6 @@ def advance_masterdata(engine:Engine, days:int=1, scenario_name:str|None=None, c
 # %% ../nbs/04_synthetic.ipynb #b54f51e6
 def scratch_masterdata(customers:int=300, end:dt.date=dt.date(2026, 10, 31), seed:int=0, history_days:int=365) -> Engine:
     "An engine on a fresh temporary SQLite file holding `customers` synthetic customers up to `end`"
-    engine = make_engine(f"sqlite:///{tempfile.mkdtemp(prefix='goodbad-scratch-')}/masterdata.sqlite")
+    engine = make_engine(f"sqlite:///{scratch_dir('goodbad-scratch-')}/masterdata.sqlite")
     create_masterdata(engine, customers=customers, seed=seed, end=end, history_days=history_days)
     return engine
