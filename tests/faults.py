@@ -102,7 +102,8 @@ def sigkill_in_label_write(ws, date: str, rng: random.Random) -> str:
         if night.proc.poll() is not None: night.reader.join(5); return 'ended'
         time.sleep(0.02)
     time.sleep(rng.uniform(0, 0.5))
-    return 'label write' if night.kill_group() == 'score' else 'ended'
+    if night.kill_group() != 'score': return 'ended'
+    return f"label write (customer_labels {'still last night' if staged_rows(ws) else 'already tonight'}'s)"
 
 
 def invariants(ws, allowed_runs: set[str], date: str) -> list[str]:
