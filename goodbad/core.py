@@ -53,7 +53,7 @@ def redact_url(url:str|URL) -> str:
         return u.set(query={k: '***' if SECRET_PARAMETER.search(k) else v for k, v in u.query.items()}).render_as_string(hide_password=True).replace('%2A%2A%2A', '***')
     except Exception:
         text = re.sub(r'(//[^/:@]*:)[^@/]*@', r'\1***@', str(url))
-        return re.sub(r'([?&][^=&]*(?:pass|pwd|secret|token|key|auth|credential)[^=&]*=)[^&]*', r'\1***', text, flags=re.I)
+        return re.sub(rf'([?&][^=&]*(?:{SECRET_PARAMETER.pattern})[^=&]*=)[^&]*', r'\1***', text, flags=re.I)
 
 # %% ../nbs/00_core.ipynb #f1dc2383
 def sha256_bytes(data:bytes) -> str:
