@@ -159,19 +159,23 @@ def cmd_simulate(args) -> int:
     return 0 if all(r['status'] == 'succeeded' for r in rows) else 1
 
 def cmd_frontier(args) -> int:
-    "goodbad frontier: the recall the precision guarantee allows at each target on tonight's data, without running a night"
+    "goodbad frontier: what a night would release at each precision target on tonight's data, without running a night"
     settings = load_settings(find_settings(args.settings))
     day = parse_date(args.date, '--date') if args.date else dt.date.today()
     ensure_demo_masterdata(settings, day)
     scratch = Path(tempfile.mkdtemp(prefix='goodbad-frontier-'))
-    try: f, name, data = frontier_tonight(Night(day, f'{day}.frontier', scratch, settings), args.candidate)
+    try: f, names, data = frontier_tonight(Night(day, f'{day}.frontier', scratch, settings), args.candidate, progress=lambda m: _say(f"  {m}"))
     finally: shutil.rmtree(scratch, ignore_errors=True)
-    _say(f"what each precision target would cost on {day}: {name} fitted on {len(data.train):,} customers, its threshold chosen by the guarantee "
-         f"on {len(data.holdout):,} hold-out customers ({int(data.holdout.bad.sum()):,} bad); precision held at {settings.confidence_level:.0%} confidence")
-    _say(f"{'target':>8} {'recall':>7} {'labelled bad':>13}")
-    for r in f.itertuples():
-        _say(f"{r.target:>8.3g} {r.recall:>7.1%} {r.flagged:>13,}" + ('' if r.reachable else '   not reachable tonight')
-             + ('   <- precision_target in settings.ini' if abs(r.target - settings.precision_target) < 1e-9 else ''))
+    _say(f"what each precision target would cost on {day}, decided as a night decides: {', '.join(names)} fitted on {len(data.train):,} "
+         f"customers, each tested on {len(data.holdout):,} hold-out customers ({int(data.holdout.bad.sum()):,} bad), precision held at "
+         f"{settings.confidence_level:.0%} confidence")
+    if args.candidate: _say(f"only {args.candidate}: a night tries every candidate of the policy ({', '.join(settings.candidates)}), so it may release more")
+    _say(f"{'target':>7} {'a night releases':<24} {'recall':>7} {'labelled bad':>13}  " + ' '.join(f"{n:>22}" for n in names)
+         + "   (per candidate: the recall its own tests vouched for)")
+    for r in f.to_dict('records'):
+        _say(f"{r['target']:>7.3g} {r['released'] if r['reachable'] else 'nothing':<24} {r['recall']:>7.1%} {r['flagged']:>13,}  "
+             + ' '.join(f"{r[n]:>22.1%}" for n in names) + ('' if r['reachable'] else '   not reachable tonight')
+             + ('   <- precision_target in settings.ini' if abs(r['target'] - settings.precision_target) < 1e-9 else ''))
     return 0
 
 def cmd_models(args) -> int:
@@ -257,9 +261,9 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument('--scenario', choices=list(SCENARIOS), help='switch this drift scenario on from the first new day')
     a.add_argument('--url', help='target database URL (default: the master data of settings.ini)')
     a.set_defaults(func=cmd_masterdata_advance)
-    fr = sub.add_parser('frontier', help='the recall the precision guarantee allows at each target, on tonight\'s data, without running a night')
+    fr = sub.add_parser('frontier', help='what a night would release at each precision target, on tonight\'s data, without running a night')
     fr.add_argument('--date', help='the night, YYYY-MM-DD (default: today)')
-    fr.add_argument('--candidate', help='the algorithm (default: the first of the policy\'s candidates, its baseline)')
+    fr.add_argument('--candidate', help='only this algorithm (default: every candidate of the policy, as a night tries them)')
     fr.set_defaults(func=cmd_frontier)
     m = sub.add_parser('models', help='the registered model versions and their statuses')
     m.add_argument('--json', action='store_true', help='print every version with its status, threshold, guarantee and events as JSON')

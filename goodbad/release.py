@@ -27,11 +27,12 @@ __all__ = ['BY', 'recall_holds_against', 'challenger_gates', 'in_canary_slice', 
 def _gate(name, figure, limit, passed): return dict(gate=name, figure=figure, limit=limit, passed=bool(passed))
 
 def _guarantee_gate(g:dict, policy) -> dict:
-    "The gate of the precision guarantee: the threshold's fixed-sequence test passed at the policy's target and confidence"
-    ok = g.get('threshold') is not None and g.get('p_value') is not None and g['p_value'] <= 1 - policy.confidence_level and g.get('target', 0) >= policy.precision_target
+    "The gate of the precision guarantee: the threshold's fixed-sequence test passed at its level (its share of the budget 1 - confidence) and the policy's target"
+    level = min(g.get('alpha') or 1.0, 1 - policy.confidence_level)  # a model trained under another confidence is held to tonight's
+    ok = g.get('threshold') is not None and g.get('p_value') is not None and g['p_value'] <= level and g.get('target', 0) >= policy.precision_target
     seen = (f"{g['bad_flagged']:,} of {g['flagged']:,} labelled bad truly bad, on {g['customers']:,} hold-out customers: p = {g['p_value']:.4f}"
             if g.get('threshold') is not None else 'no guarantee could be given')
-    return _gate('precision guaranteed at the target', seen, f"p <= {1 - policy.confidence_level:.2f}: precision {policy.precision_target} at {policy.confidence_level:.0%} confidence", ok)
+    return _gate('precision guaranteed at the target', seen, f"p <= {level:.3g}: precision {policy.precision_target} at {policy.confidence_level:.0%} confidence", ok)
 
 def recall_holds_against(f:dict, cf:dict, policy) -> bool:
     "Does a model with hold-out figures `f` find nearly as many bad customers as the champion (figures `cf`), where the champion holds the target?"

@@ -30,12 +30,13 @@ from .store import register_model, live_models
 from .artifacts import artifact_path, read_artifact, write_artifact
 
 # %% auto #0
-__all__ = ['CANDIDATES', 'THRESHOLDS', 'FRONTIER_TARGETS', 'make_candidate', 'precision_p_values', 'flagged_counts', 'Guarantee',
-           'guarantee_threshold', 'precision_curve', 'SequencePlan', 'plan_sequence', 'start_threshold',
-           'guarantee_frontier', 'TrainingData', 'split_labelled', 'labelled_split', 'write_labelled', 'read_labelled',
-           'tonight_training_data', 'cross_validate_candidate', 'compare_candidates', 'pick_winner', 'fit_candidate',
-           'calibrate_winner', 'register_winner', 'TrainResult', 'too_few_outcomes', 'train_tonight', 'no_model_reason',
-           'frontier_tonight']
+__all__ = ['CANDIDATES', 'THRESHOLDS', 'FIRST_SHARE', 'DECISION_COLUMNS', 'FRONTIER_TARGETS', 'make_candidate',
+           'precision_p_values', 'flagged_counts', 'Guarantee', 'guarantee_threshold', 'precision_curve',
+           'SequencePlan', 'plan_sequence', 'start_threshold', 'budget_shares', 'planned_order', 'Chain', 'plan_chains',
+           'Decision', 'decide', 'guarantee_frontier', 'TrainingData', 'split_labelled', 'labelled_split',
+           'write_labelled', 'read_labelled', 'tonight_training_data', 'cross_validate_candidate', 'compare_candidates',
+           'fit_candidate', 'Fitted', 'fit_candidates', 'decide_tonight', 'register_winner', 'TrainResult',
+           'too_few_outcomes', 'train_tonight', 'no_model_reason', 'frontier_tonight']
 
 # %% ../nbs/40_train.ipynb #9ec6b8d5
 def _prepare(scale:bool, numbers:list, categories:list) -> ColumnTransformer:
@@ -87,14 +88,19 @@ class Guarantee:
     p_value: float|None
     start: float
     tested: int
+    alpha: float|None = None  # the level each test of this sequence was run at (None: 1 - confidence, the whole budget)
+    candidate: str = ''       # the candidate whose scores were tested
 
+    @property
+    def level(self) -> float: return 1 - self.confidence if self.alpha is None else self.alpha
     @property
     def holds(self) -> bool: return self.threshold is not None
     @property
     def precision(self) -> float|None: return self.bad_flagged / self.flagged if self.flagged else None
     @property
     def recall(self) -> float: return self.bad_flagged / self.bad if self.bad else 0.0
-    def summary(self) -> dict: return asdict(self) | dict(precision=self.precision, recall=self.recall, sentence=self.sentence())
+    def summary(self) -> dict:
+        return asdict(self) | dict(alpha=self.level, precision=self.precision, recall=self.recall, sentence=self.sentence())
 
 # %% ../nbs/40_train.ipynb #39dccccf
 def _pct(x:float) -> str: return f"{100 * x:.4g}%"
@@ -108,14 +114,15 @@ def sentence(g:Guarantee) -> str:
     return (f"With {_pct(g.confidence)} confidence, at least {_pct(g.target)} of the customers labelled bad will turn out bad, for customers like "
             f"the {g.customers:,} it was calibrated on (there it labelled {g.flagged:,} bad, {g.bad_flagged:,} truly so: recall {g.recall:.0%}).")
 
-def guarantee_threshold(y, scores, start:float, target:float, confidence:float, thresholds=THRESHOLDS) -> Guarantee:
-    "Test 'precision is below `target`' at each threshold from `start` down, at level 1 - `confidence`, until one is not rejected; the lowest rejected is chosen"
+def guarantee_threshold(y, scores, start:float, target:float, confidence:float, thresholds=THRESHOLDS,
+                        alpha:float|None=None, candidate:str='') -> Guarantee:
+    "Test 'precision is below `target`' at each threshold from `start` down, each at level `alpha` (default 1 - `confidence`), until one is not rejected; the lowest rejected is chosen"
     seq = np.sort(thresholds[thresholds <= start])[::-1]
     n, k = flagged_counts(y, scores, seq)
     p = precision_p_values(k, n, target)
-    failed = np.flatnonzero(p > 1 - confidence)
+    failed = np.flatnonzero(p > (1 - confidence if alpha is None else alpha))
     last = (failed[0] if len(failed) else len(seq)) - 1
-    base = dict(target=target, confidence=confidence, customers=len(np.asarray(y)), bad=int(np.sum(y)),
+    base = dict(target=target, confidence=confidence, customers=len(np.asarray(y)), bad=int(np.sum(y)), alpha=alpha, candidate=candidate,
                 start=float(seq[0]) if len(seq) else float(start), tested=int(min(last + 2, len(seq))))
     if last < 0: return Guarantee(threshold=None, flagged=int(n[0]) if len(n) else 0, bad_flagged=int(k[0]) if len(k) else 0,
                                   p_value=float(p[0]) if len(p) else None, **base)
@@ -143,15 +150,15 @@ class SequencePlan:
     expected_precision: float
     expected_share: float
 
-def plan_sequence(y, oof_scores, calibration_customers:int, target:float, confidence:float) -> SequencePlan|None:
-    "Plan on out-of-fold scores, scaled to `calibration_customers`: start where the test is surest to pass, expect to go as deep as it passes"
-    c = precision_curve(y, oof_scores, confidence)
+def plan_sequence(y, oof_scores, calibration_customers:int, target:float, confidence:float, alpha:float|None=None) -> SequencePlan|None:
+    "Plan on out-of-fold scores, scaled to `calibration_customers`: start where the test (at level `alpha`, default 1 - `confidence`) is surest to pass, expect to go as deep as it passes"
+    c, level = precision_curve(y, oof_scores, confidence), 1 - confidence if alpha is None else alpha
     n = np.round(c.share_flagged.to_numpy() * calibration_customers)
     p = precision_p_values(np.round(c.precision.to_numpy() * n), n, target)
     sure = precision_p_values(np.round(c.precision_low.to_numpy() * n), n, target)  # as if precision were only its lower bound here
-    start = int(np.argmin(sure)) if sure.min() <= 1 - confidence else int(np.argmin(p))
-    if p[start] > 1 - confidence: return None
-    failed = np.flatnonzero(p[start:] > 1 - confidence)
+    start = int(np.argmin(sure)) if sure.min() <= level else int(np.argmin(p))
+    if p[start] > level: return None
+    failed = np.flatnonzero(p[start:] > level)
     end = start + (failed[0] - 1 if len(failed) else len(p) - 1 - start)
     return SequencePlan(float(c.threshold.iloc[start]), float(c.share_flagged.iloc[start]), float(c.recall.iloc[end]),
                         float(c.precision.iloc[end]), float(c.share_flagged.iloc[end]))
@@ -161,18 +168,89 @@ def start_threshold(plan:SequencePlan, fit_scores=None) -> float:
     if fit_scores is None: return plan.start
     return min(plan.start, float(np.quantile(np.asarray(fit_scores, dtype=float), 1 - plan.start_share)))
 
+# %% ../nbs/40_train.ipynb #ed474f7b
+FIRST_SHARE = 0.8  # of the error budget, for the chain planned first; the other chains share the rest equally
+
+def budget_shares(chains:int, first_share:float=FIRST_SHARE) -> list[float]:
+    "Shares of the error budget for `chains` chains in planned order: `first_share` for the first, the rest split equally"
+    if chains <= 1: return [1.0] * chains
+    return [first_share] + [(1 - first_share) / (chains - 1)] * (chains - 1)
+
+def planned_order(plans:dict, bad:int, min_recall:float) -> list[str]:
+    "Candidates expected to hold the target with `min_recall`, best expected recall first; ties within one standard error to the simpler (listed first)"
+    ok = [c for c, plan in plans.items() if plan is not None and plan.expected_recall >= min_recall]
+    if not ok: return []
+    best = max(plans[c].expected_recall for c in ok)
+    se = np.sqrt(best * (1 - best) / max(bad, 1))
+    first = next(c for c in ok if plans[c].expected_recall >= best - se)
+    return [first] + sorted((c for c in ok if c != first), key=lambda c: -plans[c].expected_recall)
+
+# %% ../nbs/40_train.ipynb #7892af38
+@dataclass
+class Chain:
+    "One candidate's fixed sequence, planned before the hold-out is looked at: where its tests start, at which level, and what it is expected to allow"
+    candidate: str
+    start: float
+    alpha: float
+    expected_recall: float
+
+def plan_chains(y, oof:dict, fit_scores:dict, calibration_customers:int, target:float, confidence:float, min_recall:float) -> list[Chain]:
+    "A chain for every candidate expected to hold `target`, in planned order, the error budget split among them"
+    full = {c: plan_sequence(y, s, calibration_customers, target, confidence) for c, s in oof.items()}
+    order = planned_order(full, int(np.sum(y)), min_recall)
+    chains = []
+    for c, share in zip(order, budget_shares(len(order))):
+        alpha = (1 - confidence) * share
+        plan = plan_sequence(y, oof[c], calibration_customers, target, confidence, alpha=alpha)
+        chains.append(Chain(c, start_threshold(plan or full[c], fit_scores.get(c)), alpha, plan.expected_recall if plan else 0.0))
+    return chains
+
+# %% ../nbs/40_train.ipynb #8e4902da
+@dataclass
+class Decision:
+    "The chains planned for one target, what each vouched for on the calibration customers, and the one released (None: no chain vouched)"
+    target: float
+    chains: list
+    guarantees: list
+    chosen: Guarantee|None
+
+    @property
+    def first(self) -> Guarantee|None: return self.guarantees[0] if self.guarantees else None
+
+    def table(self) -> pd.DataFrame:
+        "One row per chain: its level, where it started, and what it vouched for"
+        return pd.DataFrame([dict(candidate=c.candidate, test_level=c.alpha, tested_from=g.start, vouched=g.holds,
+                                  vouched_recall=g.recall if g.holds else None, threshold=g.threshold, p_value=g.p_value,
+                                  released=self.chosen is not None and g.candidate == self.chosen.candidate)
+                             for c, g in zip(self.chains, self.guarantees)], columns=DECISION_COLUMNS)
+
+DECISION_COLUMNS = ['candidate', 'test_level', 'tested_from', 'vouched', 'vouched_recall', 'threshold', 'p_value', 'released']
+
+def decide(y_train, oof:dict, fit_scores:dict, y_calibration, calibration_scores:dict, target:float, confidence:float,
+           min_recall:float) -> Decision:
+    "Plan the chains on the training customers, run each on the calibration customers, release the one that vouches with the most recall"
+    chains = plan_chains(y_train, oof, fit_scores, len(y_calibration), target, confidence, min_recall)
+    tested = [guarantee_threshold(y_calibration, calibration_scores[c.candidate], c.start, target, confidence, alpha=c.alpha,
+                                  candidate=c.candidate) for c in chains]
+    ok = [g for g in tested if g.holds and g.recall >= min_recall]
+    if not ok: return Decision(target, chains, tested, None)
+    best = max(g.recall for g in ok)
+    se = np.sqrt(best * (1 - best) / max(int(np.sum(y_calibration)), 1))
+    return Decision(target, chains, tested, next(g for g in ok if g.recall >= best - se))
+
 # %% ../nbs/40_train.ipynb #e11fad20
 FRONTIER_TARGETS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.975, 0.99)
 
-def guarantee_frontier(y_train, oof_scores, y_calibration, calibration_scores, confidence:float, targets=FRONTIER_TARGETS, fit_scores=None) -> pd.DataFrame:
-    "For each target precision: the threshold and the recall the guarantee allows on the calibration customers"
+def guarantee_frontier(y_train, oof:dict, y_calibration, calibration_scores:dict, confidence:float, min_recall:float,
+                       targets=FRONTIER_TARGETS, fit_scores:dict|None=None) -> pd.DataFrame:
+    "For each target precision: the candidate a night would release, its threshold and recall, and what each candidate's chain vouched for"
     rows = []
     for t in targets:
-        plan = plan_sequence(y_train, oof_scores, len(y_calibration), t, confidence)
-        g = guarantee_threshold(y_calibration, calibration_scores, start_threshold(plan, fit_scores), t, confidence) if plan else None
-        ok = bool(g is not None and g.holds)
-        rows.append(dict(target=t, reachable=ok, recall=g.recall if ok else 0.0, precision=g.precision if ok else None,
-                         flagged=g.flagged if ok else 0, threshold=g.threshold if ok else None, expected_recall=plan.expected_recall if plan else 0.0))
+        d = decide(y_train, oof, fit_scores or {}, y_calibration, calibration_scores, t, confidence, min_recall)
+        g, vouched = d.chosen, {x.candidate: x.recall for x in d.guarantees if x.holds}
+        rows.append(dict(target=t, reachable=g is not None, released=g.candidate if g else None, recall=g.recall if g else 0.0,
+                         precision=g.precision if g else None, flagged=g.flagged if g else 0, threshold=g.threshold if g else None)
+                    | {c: vouched.get(c, 0.0) for c in oof})
     return pd.DataFrame(rows)
 
 # %% ../nbs/40_train.ipynb #e1c86e9e
@@ -265,26 +343,19 @@ def cross_validate_candidate(name:str, data:TrainingData, folds:int, seed:int) -
     scores = cross_val_predict(model, data.train[data.inputs], data.train.bad, cv=cv, method='predict_proba')[:, 1]
     return scores, time.perf_counter() - t0
 
-def compare_candidates(data:TrainingData, policy, progress=None) -> tuple[pd.DataFrame, dict, dict]:
-    "One row per candidate of the policy: the recall the guarantee is expected to allow; and per candidate its out-of-fold scores and plan"
-    rows, oof, plans, y = [], {}, {}, data.train.bad.to_numpy()
+def compare_candidates(data:TrainingData, policy, progress=None) -> tuple[pd.DataFrame, dict]:
+    "One row per candidate of the policy: the recall the guarantee is expected to allow (alone, at the whole budget); and its out-of-fold scores"
+    rows, oof, y = [], {}, data.train.bad.to_numpy()
     for name in policy.candidates:
         scores, secs = cross_validate_candidate(name, data, policy.cv_folds, policy.random_seed)
         oof[name] = scores
-        plan = plans[name] = plan_sequence(y, scores, len(data.holdout), policy.precision_target, policy.confidence_level)
+        plan = plan_sequence(y, scores, len(data.holdout), policy.precision_target, policy.confidence_level)
         r = plan.expected_recall if plan else 0.0
         rows.append(dict(candidate=name, meets_target=bool(plan and r >= policy.min_recall), cv_recall=r, cv_recall_se=float(np.sqrt(r * (1 - r) / max(y.sum(), 1))),
                          cv_precision=plan.expected_precision if plan else None, start=plan.start if plan else None, start_share=plan.start_share if plan else None,
                          cv_auc=float(roc_auc_score(y, scores)) if len(set(y)) == 2 else None, cv_seconds=round(secs, 2)))
         if progress: progress(f"{name}: the guarantee is expected to allow recall {r:.1%} ({secs:.1f}s)")
-    return pd.DataFrame(rows), oof, plans
-
-def pick_winner(table:pd.DataFrame) -> str|None:
-    "Of the candidates that meet the target, those within one standard error of the best recall; of them, the simplest (first in `table`)"
-    ok = table[table.meets_target]
-    if ok.empty: return None
-    best = ok.loc[ok.cv_recall.idxmax()]
-    return ok[ok.cv_recall >= best.cv_recall - best.cv_recall_se].candidate.iloc[0]
+    return pd.DataFrame(rows), oof
 
 # %% ../nbs/40_train.ipynb #4e66e888
 def fit_candidate(name:str, data:TrainingData, seed:int):
@@ -293,14 +364,30 @@ def fit_candidate(name:str, data:TrainingData, seed:int):
     model.fit(data.train[data.inputs], data.train.bad)
     return model, time.perf_counter() - t0
 
-def calibrate_winner(model, data:TrainingData, oof:np.ndarray, plan:SequencePlan|None, policy) -> tuple[Guarantee, pd.DataFrame, np.ndarray]:
-    "The guarantee of `model` on the hold-out customers (the tests starting where `plan` says), the frontier, and its hold-out scores"
-    fit = model.predict_proba(data.train[data.inputs])[:, 1]
-    scores = model.predict_proba(data.holdout[data.inputs])[:, 1]
-    y, yt = data.holdout.bad.to_numpy(), data.train.bad.to_numpy()
-    frontier = guarantee_frontier(yt, oof, y, scores, policy.confidence_level, sorted({*FRONTIER_TARGETS, policy.precision_target}), fit)
-    if plan is None: return None, frontier, scores
-    return guarantee_threshold(y, scores, start_threshold(plan, fit), policy.precision_target, policy.confidence_level), frontier, scores
+@dataclass
+class Fitted:
+    "A candidate fitted on every training customer: the model, the seconds the fit took, its scores of its training and hold-out customers"
+    model: object
+    seconds: float
+    fit_scores: np.ndarray
+    holdout_scores: np.ndarray
+
+def fit_candidates(data:TrainingData, names, seed:int, progress=None) -> dict:
+    "Each candidate of `names` fitted, with its scores of the training and the hold-out customers"
+    fitted = {}
+    for name in names:
+        model, secs = fit_candidate(name, data, seed)
+        fitted[name] = Fitted(model, secs, *(model.predict_proba(d[data.inputs])[:, 1] for d in (data.train, data.holdout)))
+        if progress: progress(f"{name}: fitted on {len(data.train):,} customers ({secs:.1f}s)")
+    return fitted
+
+def decide_tonight(data:TrainingData, oof:dict, fitted:dict, policy) -> tuple[Decision, pd.DataFrame]:
+    "Tonight's decision at the policy's target, and the frontier of every target, on the hold-out customers"
+    y, yc = data.train.bad.to_numpy(), data.holdout.bad.to_numpy()
+    fit, cal = {c: f.fit_scores for c, f in fitted.items()}, {c: f.holdout_scores for c, f in fitted.items()}
+    args = (policy.confidence_level, policy.min_recall)
+    return (decide(y, oof, fit, yc, cal, policy.precision_target, *args),
+            guarantee_frontier(y, oof, yc, cal, *args, sorted({*FRONTIER_TARGETS, policy.precision_target}), fit))
 
 # %% ../nbs/40_train.ipynb #e1e5889f
 def register_winner(night, name:str, model, fit_seconds:float, data:TrainingData, table:pd.DataFrame, guarantee:Guarantee,
@@ -341,7 +428,7 @@ class TrainResult:
     message: str
     guarantee: Guarantee|None = None
     frontier: pd.DataFrame|None = None
-    shown: str|None = None  # the candidate whose guarantee and frontier are shown: the winner, or the best by AUC
+    shown: str|None = None  # the candidate whose guarantee is shown: the one released, else the one planned first, else the best by AUC
 
     def summary(self, run_id:str) -> dict:
         "The training artifact: the version registered tonight (None when none was), the message, the candidates and the guarantee"
@@ -363,9 +450,20 @@ def _no_candidate(table:pd.DataFrame, data:TrainingData, policy) -> str:
             f"{len(data.holdout):,} hold-out customers with recall of at least {policy.min_recall:.0%} (the best, {best.candidate}, "
             f"expects recall {best.cv_recall:.1%}). No new model tonight: the frontier shows which targets are within reach.")
 
+def _why_not(g:Guarantee, min_recall:float) -> str:
+    "Why one chain vouched for nothing the night can release"
+    if g.holds: return f"{g.candidate} vouched with recall {g.recall:.1%} only (the policy needs {min_recall:.0%})"
+    return f"{g.candidate}'s first test failed (p = {g.p_value:.3f} > its level {g.level:.3g}, on {g.flagged:,} flagged)"
+
+def _no_vouch(d:Decision, table:pd.DataFrame, data:TrainingData, policy) -> str:
+    "Why tonight's decision released no candidate"
+    if not d.chains: return _no_candidate(table, data, policy)
+    return (f"on the {len(data.holdout):,} hold-out customers no candidate could vouch for precision {_pct(policy.precision_target)}: "
+            + '; '.join(_why_not(g, policy.min_recall) for g in d.guarantees) + ". No new model tonight.")
+
 # %% ../nbs/40_train.ipynb #17ba0e6d
 def train_tonight(night, progress=None) -> TrainResult:
-    "Split tonight's labelled customers (the `labelled` artifact); when the monitor calls for it, compare the candidates, fit the winner, choose its threshold by the guarantee and register it"
+    "Split tonight's labelled customers (the `labelled` artifact); when the monitor calls for it, compare the candidates, fit them, release one by the guarantee and register it"
     decision = read_artifact(night.run_dir, 'monitor', 'training')
     data = labelled_split(night)
     write_labelled(night.run_dir, data)
@@ -379,20 +477,18 @@ def _train(night, data:TrainingData, decision:dict, progress=None) -> TrainResul
         return TrainResult(pd.DataFrame(), {}, data, None, "no retrain tonight: the monitor found no reason to (no drift, precision on target, "
                            "champion young enough, code and policy unchanged)")
     if few := too_few_outcomes(data, p): return TrainResult(pd.DataFrame(), {}, data, None, f"{few}: no model trained tonight")
-    table, oof, plans = compare_candidates(data, p, progress)
-    name = pick_winner(table)
-    shown = name or table.sort_values('cv_auc', ascending=False).candidate.iloc[0]
-    model, fit_seconds = fit_candidate(shown, data, p.random_seed)
-    g, frontier, scores = calibrate_winner(model, data, oof[shown], plans[name] if name else None, p)
-    if name is None: return TrainResult(table, oof, data, None, _no_candidate(table, data, p), None, frontier, shown)
-    if not g.holds or g.recall < p.min_recall:
-        why = (f"its first test failed (p = {g.p_value:.3f} on {g.flagged:,} flagged)" if not g.holds else f"it allows recall {g.recall:.1%} only")
-        return TrainResult(table, oof, data, None, f"{name} was expected to hold the target, but on the {g.customers:,} hold-out customers {why}: "
-                           "no new model tonight.", g, frontier, shown)
-    rec = register_winner(night, name, model, fit_seconds, data, table, g, frontier, scores, read_artifact(night.run_dir, 'snapshot', 'training'))
+    table, oof = compare_candidates(data, p, progress)
+    fitted = fit_candidates(data, p.candidates, p.random_seed, progress)
+    d, frontier = decide_tonight(data, oof, fitted, p)
+    table, g = table.merge(d.table(), on='candidate', how='left'), d.chosen
+    shown = g.candidate if g else d.chains[0].candidate if d.chains else table.sort_values('cv_auc', ascending=False).candidate.iloc[0]
+    if g is None: return TrainResult(table, oof, data, None, _no_vouch(d, table, data, p), d.first, frontier, shown)
+    w = fitted[g.candidate]
+    rec = register_winner(night, g.candidate, w.model, w.seconds, data, table, g, frontier, w.holdout_scores,
+                          read_artifact(night.run_dir, 'snapshot', 'training'))
     how = (f"registered as {rec.version}" if rec.run_id == night.run_id
            else f"identical to {rec.version}, registered by run {rec.run_id} and now {rec.status}: nothing new to release")
-    return TrainResult(table, oof, data, rec, f"{name} won: {g.sentence()} It is {how}.", g, frontier, shown)
+    return TrainResult(table, oof, data, rec, f"{g.candidate} is released: {g.sentence()} It is {how}.", g, frontier, shown)
 
 # %% ../nbs/40_train.ipynb #f4078762
 def no_model_reason(result:TrainResult, live:dict, policy) -> str|None:
@@ -401,19 +497,18 @@ def no_model_reason(result:TrainResult, live:dict, policy) -> str|None:
     f, reach = result.frontier, ''
     if f is not None and f.reachable.any():
         best = f[f.reachable].iloc[-1]
-        reach = (f" The highest target the guarantee reaches tonight is {best.target:.3g} (recall {best.recall:.0%}); lowering "
+        reach = (f" The highest target the guarantee reaches tonight is {best.target:.3g} ({best.released}, recall {best.recall:.0%}); lowering "
                  f"precision_target to it, or gathering more outcomes, would give the business a model.")
     elif result.data is not None: reach = f" More outcomes are needed: {len(result.data.train) + len(result.data.holdout):,} are known so far."
     return f"no model is in production and tonight's training produced none: {result.message}{reach}"
 
-
 # %% ../nbs/40_train.ipynb #b4c818e3
-def frontier_tonight(night, candidate:str|None=None) -> tuple[pd.DataFrame, str, TrainingData]:
-    "The frontier of tonight's data for `candidate` (default: the policy's first, its baseline); nothing is registered"
-    p, name = night.settings, candidate or night.settings.candidates[0]
-    if name not in CANDIDATES: raise GoodbadError(f"unknown candidate {name!r}: choose one of {', '.join(CANDIDATES)}")
-    data = labelled_split(night)
+def frontier_tonight(night, candidate:str|None=None, progress=None) -> tuple[pd.DataFrame, list, TrainingData]:
+    "What a night would release at each target on tonight's data: every candidate of the policy (or only `candidate`); nothing is registered"
+    p = night.settings
+    if candidate is not None and candidate not in CANDIDATES:
+        raise GoodbadError(f"unknown candidate {candidate!r}: choose one of {', '.join(CANDIDATES)}")
+    names, data = [candidate] if candidate else list(p.candidates), labelled_split(night)
     if few := too_few_outcomes(data, p): raise GoodbadError(f"{few}: too few outcomes before {night.run_date} for a frontier")
-    oof, _ = cross_validate_candidate(name, data, p.cv_folds, p.random_seed)
-    model, _ = fit_candidate(name, data, p.random_seed)
-    return calibrate_winner(model, data, oof, None, p)[1], name, data
+    oof = {c: cross_validate_candidate(c, data, p.cv_folds, p.random_seed)[0] for c in names}
+    return decide_tonight(data, oof, fit_candidates(data, names, p.random_seed, progress), p)[1], names, data

@@ -133,11 +133,16 @@ def test_a_second_run_at_once_is_refused(night):
 
 @pytest.mark.xdist_group("night")
 def test_the_frontier_is_printed_without_running_a_night(night):
+    "goodbad frontier makes the decision a night makes, at every target: the same candidate released, the same recall"
     runs_before = sorted(p.name for p in night.runs.iterdir())
     res = night.run('frontier', '--date', RUN_DATE, check=0)
     assert 'what each precision target would cost' in res.stdout and '<- precision_target in settings.ini' in res.stdout
     rows = [l.split() for l in res.stdout.splitlines() if l.strip()[:1].isdigit()]
     assert [float(r[0]) for r in rows][:3] == [0.5, 0.6, 0.7] and len(rows) >= 10
-    recall = [float(r[1].rstrip('%')) for r in rows]
+    recall = [float(r[2].rstrip('%')) for r in rows]
     assert recall[0] >= recall[-1], 'a higher target never allows more recall here'
+    trained = json.loads((night.runs / RUN_DATE / 'artifacts' / 'training.json').read_text())['frontier']
+    assert [(r[1], r[2]) for r in rows] == [(t['released'] if t['reachable'] else 'nothing', f"{t['recall']:.1%}") for t in trained], \
+        'the frontier printed is the decision the night made'
+    assert all(len(r) >= 4 + len(trained[0]) - 7 for r in rows), 'a column for every candidate'
     assert sorted(p.name for p in night.runs.iterdir()) == runs_before, 'no night was run'
