@@ -10,14 +10,14 @@ from functools import cached_property
 from pathlib import Path
 import goodbad
 from sqlalchemy.engine import Engine
-from .core import GoodbadError, SettingsError, parse_date, redact_url, scratch_dir
+from .core import GoodbadError, SettingsError, parse_date, redact_url, scratch_dir, write_atomic
 from .settings import Settings, load_settings
 from .contract import Contract, settings_contract, make_engine
 from .store import init_state
 from .synthetic import create_masterdata
 
 # %% auto #0
-__all__ = ['DEMO_NIGHT_CUSTOMERS', 'find_settings', 'Night', 'ensure_demo_masterdata', 'open_night']
+__all__ = ['PROGRESS_FILE', 'DEMO_NIGHT_CUSTOMERS', 'find_settings', 'Night', 'ensure_demo_masterdata', 'open_night']
 
 # %% ../nbs/06_night.ipynb #23b7cde0
 def find_settings(path:str|Path|None=None) -> Path:
@@ -32,6 +32,8 @@ def find_settings(path:str|Path|None=None) -> Path:
     raise SettingsError("no settings.ini found: run `goodbad init` to write one here, pass --settings PATH, or set GOODBAD_SETTINGS")
 
 # %% ../nbs/06_night.ipynb #fa20c312
+PROGRESS_FILE = 'progress.txt'  # in the night's work folder: the latest progress note of the running phase
+
 @dataclass
 class Night:
     "Everything a phase needs to know about the night it runs in"
@@ -59,6 +61,10 @@ class Night:
         d = self.run_dir/'work'
         d.mkdir(parents=True, exist_ok=True)
         return d
+
+    def note_progress(self, message:str) -> None:
+        "Say where a long phase is: the runner's heartbeat shows the latest note beside the running cell"
+        write_atomic(self.work_dir/PROGRESS_FILE, message)
 
     def describe(self) -> dict:
         "What an auditor sees first: which night, which data, which policy (URLs redacted)"

@@ -14,7 +14,7 @@ from jupyter_client import AsyncKernelManager
 from jupyter_client.kernelspec import KernelSpec
 from .core import GoodbadError, RunError, code_version, interpreter, package_versions, redact_url, utcnow, write_atomic
 from .settings import Settings, public_settings
-from .night import ensure_demo_masterdata
+from .night import PROGRESS_FILE, ensure_demo_masterdata
 from .record import read_records, plain
 from .store import init_state, save_run, list_runs, run_kept, registry_problems
 from .report import LESSON_TAG, cell_tags, render_page, night_index
@@ -24,10 +24,10 @@ from .contract import make_engine, settings_contract, latest_sale
 # %% auto #0
 __all__ = ['PHASES', 'RUN_PARAMETERS', 'HEARTBEAT_SECONDS', 'ADVISORY_KEY', 'RUNS_FIX', 'STATE_FIX', 'notebooks_dir',
            'check_parameters', 'ThisInterpreterKernelManager', 'failing_cell', 'error_cell_index', 'without_lessons',
-           'phase_entry', 'execute_phase', 'phase_progress', 'heartbeat', 'check_night', 'cannot_start', 'RunLock',
-           'next_attempt', 'clear_attempt', 'skipped_phase', 'summarize', 'alert_summary', 'send_alerts', 'Stopped',
-           'stopped_phase', 'stopped_by_signals', 'chain_alerts', 'lost_state', 'earlier_nights', 'seal_night',
-           'run_nightly']
+           'phase_entry', 'execute_phase', 'phase_note', 'phase_progress', 'heartbeat', 'check_night', 'cannot_start',
+           'RunLock', 'next_attempt', 'clear_attempt', 'skipped_phase', 'summarize', 'alert_summary', 'send_alerts',
+           'Stopped', 'stopped_phase', 'stopped_by_signals', 'chain_alerts', 'lost_state', 'earlier_nights',
+           'seal_night', 'run_nightly']
 
 # %% ../nbs/95_nightly.ipynb #9517dd10
 PHASES = ('10_acquire', '20_features', '30_monitor', '40_train', '50_evaluate', '60_fairness', '70_explain', '80_release', '90_score')
@@ -155,6 +155,12 @@ def execute_phase(notebook:Path, out:Path, parameters:dict, cwd:Path) -> dict:
 # %% ../nbs/95_nightly.ipynb #f167354b
 HEARTBEAT_SECONDS = 30.0
 
+def phase_note(out:Path, since:float) -> str|None:
+    "The latest progress note the phase writing `out` left in the night's work folder since `since` (a time.time())"
+    note = Path(out).parent/'work'/PROGRESS_FILE
+    try: return note.read_text().strip() or None if note.stat().st_mtime >= since else None
+    except OSError: return None
+
 def phase_progress(out:Path) -> str|None:
     "Where the phase writing `out` is: the cell papermill runs now, of how many, under which heading (None: unknown yet)"
     try: nb = nbformat.read(str(out), as_version=4)
@@ -170,11 +176,11 @@ def phase_progress(out:Path) -> str|None:
 @contextlib.contextmanager
 def heartbeat(out:Path, say, every:float=HEARTBEAT_SECONDS):
     "While the body runs, `say` every `every` seconds how long it has run and where the phase writing `out` is"
-    stop, t0 = threading.Event(), time.perf_counter()
+    stop, t0, started = threading.Event(), time.perf_counter(), time.time()
     def beat():
         while not stop.wait(every):
-            where = phase_progress(out)
-            say(f"running for {time.perf_counter() - t0:.0f}s" + (f", at {where}" if where else ''))
+            where, note = phase_progress(out), phase_note(out, started)
+            say(f"running for {time.perf_counter() - t0:.0f}s" + (f", at {where}" if where else '') + (f": {note}" if note else ''))
     t = threading.Thread(target=beat, daemon=True, name='goodbad-heartbeat')
     t.start()
     try: yield

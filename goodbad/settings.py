@@ -63,6 +63,7 @@ RULES = (
     Rule('training', 'min_training_customers', 'int', 300, 'fewest customers with known outcomes needed to train', 50, 10_000_000),
     Rule('training', 'max_training_customers', 'int', 200_000, 'largest training sample (a stratified sample is drawn above it)', 1000, 50_000_000),
     Rule('training', 'candidates', 'names', CANDIDATE_NAMES, 'algorithms tried each night, baseline first', choices=CANDIDATE_NAMES),
+    Rule('training', 'tuning_seconds', 'int', 60, 'seconds each candidate may spend trying other settings of its algorithm (a small grid in a fixed order, judged by the recall the guarantee is expected to allow on out-of-fold scores, never on the hold-out; a setting replaces the defaults only when clearly better); 0: the defaults only', 0, 86_400),
     Rule('training', 'random_seed', 'int', 42, 'seed for splits and models, so a night can be repeated', 0, 2**31-1),
     Rule('scoring', 'max_bad_share_ratio', 'float', 5.0, "largest factor between tonight's share labelled bad and the share the champion labelled among the customers it was trained among; beyond it, tonight's labels are not published", 1.5, 1000.0),
     Rule('scoring', 'chunk_size', 'int', 50_000, 'customers scored per chunk (memory stays flat as customers grow)', 100, 5_000_000),

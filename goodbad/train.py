@@ -30,13 +30,13 @@ from .store import register_model, live_models
 from .artifacts import artifact_path, read_artifact, write_artifact
 
 # %% auto #0
-__all__ = ['CANDIDATES', 'THRESHOLDS', 'FIRST_SHARE', 'DECISION_COLUMNS', 'FRONTIER_TARGETS', 'make_candidate',
+__all__ = ['CANDIDATES', 'SETTINGS_TRIED', 'THRESHOLDS', 'FIRST_SHARE', 'DECISION_COLUMNS', 'FRONTIER_TARGETS', 'make_candidate',
            'precision_p_values', 'flagged_counts', 'Guarantee', 'guarantee_threshold', 'precision_curve',
            'SequencePlan', 'plan_sequence', 'start_threshold', 'budget_shares', 'planned_order', 'Chain', 'plan_chains',
            'Decision', 'decide', 'guarantee_frontier', 'TrainingData', 'split_labelled', 'labelled_split',
-           'write_labelled', 'read_labelled', 'tonight_training_data', 'cross_validate_candidate', 'compare_candidates',
-           'fit_candidate', 'Fitted', 'fit_candidates', 'decide_tonight', 'register_winner', 'TrainResult',
-           'too_few_outcomes', 'train_tonight', 'no_model_reason', 'frontier_tonight']
+           'write_labelled', 'read_labelled', 'tonight_training_data', 'cross_validate_candidate', 'tune_candidate',
+           'compare_candidates', 'fit_candidate', 'Fitted', 'fit_candidates', 'decide_tonight', 'register_winner',
+           'TrainResult', 'too_few_outcomes', 'train_tonight', 'no_model_reason', 'frontier_tonight']
 
 # %% ../nbs/40_train.ipynb #9ec6b8d5
 def _prepare(scale:bool, numbers:list, categories:list) -> ColumnTransformer:
@@ -53,10 +53,17 @@ CANDIDATES = {
     'random_forest': lambda seed: (False, RandomForestClassifier(n_estimators=200, min_samples_leaf=5, max_samples=0.5, n_jobs=-1, random_state=seed)),
 }
 
-def make_candidate(name:str, seed:int, numbers:list, categories:list=()) -> Pipeline:
-    "A fresh, unfitted pipeline of candidate `name` taking the columns `numbers` and `categories`"
+SETTINGS_TRIED = {  # other settings of each algorithm, tried in this order when the policy gives time to tune
+    'logistic_regression': [dict(C=0.1), dict(C=10.0)],
+    'hist_gradient_boosting': [dict(learning_rate=0.1, max_iter=150, max_depth=3, min_samples_leaf=50),
+                               dict(learning_rate=0.04, max_leaf_nodes=15, min_samples_leaf=100)],
+    'random_forest': [dict(min_samples_leaf=20, max_features=0.3), dict(min_samples_leaf=2)],
+}
+
+def make_candidate(name:str, seed:int, numbers:list, categories:list=(), settings:dict|None=None) -> Pipeline:
+    "A fresh, unfitted pipeline of candidate `name` taking the columns `numbers` and `categories`, its algorithm's `settings` changed"
     scale, estimator = CANDIDATES[name](seed)
-    return Pipeline([('prepare', _prepare(scale, numbers, categories)), ('model', estimator)])
+    return Pipeline([('prepare', _prepare(scale, numbers, categories)), ('model', estimator.set_params(**(settings or {})))])
 
 # %% ../nbs/40_train.ipynb #b1c8dffc
 def precision_p_values(bad_flagged, flagged, target:float) -> np.ndarray:
@@ -335,32 +342,54 @@ def tonight_training_data(night, needed_by:str='this phase') -> TrainingData:
     return read_labelled(night.run_dir, needed_by)
 
 # %% ../nbs/40_train.ipynb #7691bd02
-def cross_validate_candidate(name:str, data:TrainingData, folds:int, seed:int) -> tuple[np.ndarray, float]:
-    "Out-of-fold scores of candidate `name` on the training customers of `data`, and the seconds it took"
-    t0 = time.perf_counter()
+def cross_validate_candidate(name:str, data:TrainingData, folds:int, seed:int, settings:dict|None=None,
+                             progress=None) -> tuple[np.ndarray, float]:
+    "Out-of-fold scores of candidate `name` (its algorithm's `settings` changed) on the training customers of `data`, and the seconds it took"
+    t0, X, y = time.perf_counter(), data.train[data.inputs], data.train.bad.to_numpy()
     cv = KFold(n_splits=folds, shuffle=False) if data.split == 'time' else StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    model = make_candidate(name, seed, data.numbers, data.categories)
-    scores = cross_val_predict(model, data.train[data.inputs], data.train.bad, cv=cv, method='predict_proba')[:, 1]
+    scores = np.zeros(len(y))
+    for i, (fit, out) in enumerate(cv.split(X, y), 1):
+        if progress: progress(f"cross-validating {name}{' ' + str(settings) if settings else ''}: fold {i} of {folds}")
+        model = make_candidate(name, seed, data.numbers, data.categories, settings).fit(X.iloc[fit], y[fit])
+        scores[out] = model.predict_proba(X.iloc[out])[:, 1]
     return scores, time.perf_counter() - t0
 
-def compare_candidates(data:TrainingData, policy, progress=None) -> tuple[pd.DataFrame, dict]:
-    "One row per candidate of the policy: the recall the guarantee is expected to allow (alone, at the whole budget); and its out-of-fold scores"
-    rows, oof, y = [], {}, data.train.bad.to_numpy()
-    for name in policy.candidates:
-        scores, secs = cross_validate_candidate(name, data, policy.cv_folds, policy.random_seed)
-        oof[name] = scores
-        plan = plan_sequence(y, scores, len(data.holdout), policy.precision_target, policy.confidence_level)
-        r = plan.expected_recall if plan else 0.0
-        rows.append(dict(candidate=name, meets_target=bool(plan and r >= policy.min_recall), cv_recall=r, cv_recall_se=float(np.sqrt(r * (1 - r) / max(y.sum(), 1))),
+def _expected(y, scores, data:TrainingData, policy) -> tuple[SequencePlan|None, float]:
+    "The plan of out-of-fold `scores` at the policy's target, and the recall it expects"
+    plan = plan_sequence(y, scores, len(data.holdout), policy.precision_target, policy.confidence_level)
+    return plan, plan.expected_recall if plan else 0.0
+
+def tune_candidate(name:str, data:TrainingData, policy, scores:np.ndarray, seconds:float, progress=None) -> tuple[dict, np.ndarray, list]:
+    "Other settings of `name` tried in order while `policy.tuning_seconds` lasts; a setting wins only by more than one standard error of recall"
+    y, best, spent = data.train.bad.to_numpy(), ({}, scores), 0.0
+    best_recall = _expected(y, scores, data, policy)[1]
+    tried = [dict(settings='defaults', expected_recall=best_recall, seconds=round(seconds, 2))]
+    for settings in SETTINGS_TRIED.get(name, []):
+        if spent + seconds > policy.tuning_seconds: break  # the next one would likely overrun the budget
+        other, secs = cross_validate_candidate(name, data, policy.cv_folds, policy.random_seed, settings, progress)
+        spent, r = spent + secs, _expected(y, other, data, policy)[1]
+        tried.append(dict(settings=settings, expected_recall=r, seconds=round(secs, 2)))
+        if r > best_recall + np.sqrt(best_recall * (1 - best_recall) / max(y.sum(), 1)): best, best_recall = (settings, other), r
+    return *best, tried
+
+def compare_candidates(data:TrainingData, policy, progress=None, names=None) -> tuple[pd.DataFrame, dict, dict]:
+    "One row per candidate: the recall the guarantee is expected to allow (alone, at the whole budget); its out-of-fold scores and settings"
+    rows, oof, chosen, y = [], {}, {}, data.train.bad.to_numpy()
+    for name in names or policy.candidates:
+        scores, secs = cross_validate_candidate(name, data, policy.cv_folds, policy.random_seed, progress=progress)
+        chosen[name], oof[name], tried = tune_candidate(name, data, policy, scores, secs, progress)
+        plan, r = _expected(y, oof[name], data, policy)
+        rows.append(dict(candidate=name, settings=str(chosen[name] or 'defaults'), settings_tried=len(tried),
+                         meets_target=bool(plan and r >= policy.min_recall), cv_recall=r, cv_recall_se=float(np.sqrt(r * (1 - r) / max(y.sum(), 1))),
                          cv_precision=plan.expected_precision if plan else None, start=plan.start if plan else None, start_share=plan.start_share if plan else None,
-                         cv_auc=float(roc_auc_score(y, scores)) if len(set(y)) == 2 else None, cv_seconds=round(secs, 2)))
-        if progress: progress(f"{name}: the guarantee is expected to allow recall {r:.1%} ({secs:.1f}s)")
-    return pd.DataFrame(rows), oof
+                         cv_auc=float(roc_auc_score(y, oof[name])) if len(set(y)) == 2 else None, cv_seconds=round(sum(t['seconds'] for t in tried), 2)))
+        if progress: progress(f"{name}: the guarantee is expected to allow recall {r:.1%}")
+    return pd.DataFrame(rows), oof, chosen
 
 # %% ../nbs/40_train.ipynb #4e66e888
-def fit_candidate(name:str, data:TrainingData, seed:int):
-    "Candidate `name` fitted on all the training customers of `data`, and the seconds the fit took"
-    model, t0 = make_candidate(name, seed, data.numbers, data.categories), time.perf_counter()
+def fit_candidate(name:str, data:TrainingData, seed:int, settings:dict|None=None):
+    "Candidate `name` (its algorithm's `settings` changed) fitted on all the training customers of `data`, and the seconds the fit took"
+    model, t0 = make_candidate(name, seed, data.numbers, data.categories, settings), time.perf_counter()
     model.fit(data.train[data.inputs], data.train.bad)
     return model, time.perf_counter() - t0
 
@@ -372,11 +401,12 @@ class Fitted:
     fit_scores: np.ndarray
     holdout_scores: np.ndarray
 
-def fit_candidates(data:TrainingData, names, seed:int, progress=None) -> dict:
-    "Each candidate of `names` fitted, with its scores of the training and the hold-out customers"
+def fit_candidates(data:TrainingData, chosen:dict, seed:int, progress=None) -> dict:
+    "Each candidate of `chosen` fitted with its chosen settings, with its scores of the training and the hold-out customers"
     fitted = {}
-    for name in names:
-        model, secs = fit_candidate(name, data, seed)
+    for name, settings in chosen.items():
+        if progress: progress(f"fitting {name} on {len(data.train):,} customers")
+        model, secs = fit_candidate(name, data, seed, settings)
         fitted[name] = Fitted(model, secs, *(model.predict_proba(d[data.inputs])[:, 1] for d in (data.train, data.holdout)))
         if progress: progress(f"{name}: fitted on {len(data.train):,} customers ({secs:.1f}s)")
     return fitted
@@ -477,8 +507,8 @@ def _train(night, data:TrainingData, decision:dict, progress=None) -> TrainResul
         return TrainResult(pd.DataFrame(), {}, data, None, "no retrain tonight: the monitor found no reason to (no drift, precision on target, "
                            "champion young enough, code and policy unchanged)")
     if few := too_few_outcomes(data, p): return TrainResult(pd.DataFrame(), {}, data, None, f"{few}: no model trained tonight")
-    table, oof = compare_candidates(data, p, progress)
-    fitted = fit_candidates(data, p.candidates, p.random_seed, progress)
+    table, oof, chosen = compare_candidates(data, p, progress)
+    fitted = fit_candidates(data, chosen, p.random_seed, progress)
     d, frontier = decide_tonight(data, oof, fitted, p)
     table, g = table.merge(d.table(), on='candidate', how='left'), d.chosen
     shown = g.candidate if g else d.chains[0].candidate if d.chains else table.sort_values('cv_auc', ascending=False).candidate.iloc[0]
@@ -510,5 +540,5 @@ def frontier_tonight(night, candidate:str|None=None, progress=None) -> tuple[pd.
         raise GoodbadError(f"unknown candidate {candidate!r}: choose one of {', '.join(CANDIDATES)}")
     names, data = [candidate] if candidate else list(p.candidates), labelled_split(night)
     if few := too_few_outcomes(data, p): raise GoodbadError(f"{few}: too few outcomes before {night.run_date} for a frontier")
-    oof = {c: cross_validate_candidate(c, data, p.cv_folds, p.random_seed)[0] for c in names}
-    return decide_tonight(data, oof, fit_candidates(data, names, p.random_seed, progress), p)[1], names, data
+    _, oof, chosen = compare_candidates(data, p, progress, names)
+    return decide_tonight(data, oof, fit_candidates(data, chosen, p.random_seed, progress), p)[1], names, data
