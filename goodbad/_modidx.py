@@ -381,6 +381,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'goodbad.stats.feature_drift': ('stats.html#feature_drift', 'goodbad/stats.py'),
                                'goodbad.stats.pending_estimate': ('stats.html#pending_estimate', 'goodbad/stats.py'),
                                'goodbad.stats.precision_interval': ('stats.html#precision_interval', 'goodbad/stats.py'),
+                               'goodbad.stats.precision_lower_bound': ('stats.html#precision_lower_bound', 'goodbad/stats.py'),
                                'goodbad.stats.psi': ('stats.html#psi', 'goodbad/stats.py'),
                                'goodbad.stats.reference_statistics': ('stats.html#reference_statistics', 'goodbad/stats.py'),
                                'goodbad.stats.share_ratio': ('stats.html#share_ratio', 'goodbad/stats.py'),

@@ -71,7 +71,8 @@ def _night_end(m:dict, settings, day:dt.date, _say) -> int:
         h = model.get('holdout') or {}
         _say(f"night {m['run_id']} succeeded in {m['seconds']:.0f}s: {labels.get('customers', 0):,} customers labelled, {labels.get('bad', 0):,} bad, "
              f"by {model.get('version')} (threshold {model.get('threshold', 0):.3f}"
-             + (f"; hold-out precision {h['precision']:.3f}, interval [{h['precision_low']:.3f}, {h['precision_high']:.3f}]" if h.get('precision') is not None else '')
+             + (f"; hold-out precision {h['precision']:.1%}, at least {h['precision_bound']:.1%} with {settings.confidence_level:.0%} confidence"
+                if h.get('precision_bound') is not None else '')
              + f"). Reports: {settings.runs_dir}/{day}/")
         return 0
     if m['status'] == 'no_model':

@@ -11,7 +11,7 @@ from sklearn.metrics import confusion_matrix, roc_auc_score, average_precision_s
 from .core import GoodbadError, ModelStoreError
 from .features import model_inputs, tonight_features, sample_features
 from .store import get_model, load_model, live_models
-from .stats import precision_interval, calibrate, estimated_precision, training_scoring_skew
+from .stats import precision_interval, precision_lower_bound, calibrate, estimated_precision, training_scoring_skew
 from .train import precision_curve, tonight_training_data
 from .artifacts import read_artifact, write_artifact
 
@@ -38,9 +38,11 @@ def holdout_figures(y, scores, threshold:float, confidence:float, target:float|N
     flag = scores >= threshold
     tn, fp, fn, tp = confusion_matrix(y, flag, labels=[0, 1]).ravel()
     low, high = precision_interval(tp, tp + fp, confidence)
+    bound = precision_lower_bound(tp, tp + fp, confidence)
     both = len(set(y)) == 2
     return dict(customers=len(y), bad=int(y.sum()), flagged=int(tp + fp), bad_flagged=int(tp), true_negatives=int(tn), false_positives=int(fp),
                 false_negatives=int(fn), precision=float(tp / (tp + fp)) if tp + fp else None, precision_low=float(low), precision_high=float(high),
+                precision_bound=float(bound),
                 recall=float(tp / (tp + fn)) if tp + fn else None, threshold=float(threshold), confidence=confidence,
                 roc_auc=float(roc_auc_score(y, scores)) if both else None, average_precision=float(average_precision_score(y, scores)) if both else None,
                 brier=float(brier_score_loss(y, scores))) | _against_best(y, scores, tp / (tp + fn) if tp + fn else 0.0, target)

@@ -191,7 +191,7 @@ def night_headline(manifest:dict) -> str:
 # %% ../nbs/07_report.ipynb #bd343bb5
 def _interval(value, low, high, confidence=None) -> str:
     level = f"{_pct(confidence)} " if confidence else ''
-    return for_people(value, 'share') + (f" ({level}interval {for_people(low, 'share')} to {for_people(high, 'share')})" if low is not None and high is not None else '')
+    return for_people(value, 'share') + (f" ({level}two-sided interval {for_people(low, 'share')} to {for_people(high, 'share')})" if low is not None and high is not None else '')
 
 def _precision_figures(manifest:dict) -> list[dict]:
     target, confidence, model = setting(manifest, 'precision_target'), setting(manifest, 'confidence_level'), manifest.get('model') or {}
@@ -199,8 +199,12 @@ def _precision_figures(manifest:dict) -> list[dict]:
     if promise and model.get('threshold') is not None: promise += f" (threshold {for_people(model['threshold'], 'number')})"
     rows, hold = [dict(figure='precision promised', value=promise)], model.get('holdout') or {}
     if hold.get('precision') is not None:
-        rows.append(dict(figure='precision on its hold-out', value=_interval(hold['precision'], hold.get('precision_low'), hold.get('precision_high'), confidence)
-                         + (f", {for_people(hold['flagged'], 'count')} labelled bad" if hold.get('flagged') is not None else '')))
+        bound = hold.get('precision_bound')  # the promise's own terms: a one-sided lower bound at the policy's confidence
+        rows.append(dict(figure='precision on its hold-out', value=for_people(hold['precision'], 'share')
+                         + (f", at least {for_people(bound, 'share')} with {_pct(confidence)} confidence" if bound is not None else '')
+                         + (f"; {for_people(hold['flagged'], 'count')} labelled bad" if hold.get('flagged') is not None else ''),
+                         limit=f"lower bound at least {_pct(target)}" if bound is not None and target else None,
+                         passed=bound >= target if bound is not None and target else None))
     r, enough = dig(manifest, 'monitor', 'latest_realized') or {}, setting(manifest, 'min_realized_outcomes', 1)
     if r.get('precision') is None: return rows + [dict(figure='precision realized', value='no outcomes known yet')]
     top = r['precision'] if r.get('high') is None else r['high']

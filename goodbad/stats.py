@@ -8,8 +8,9 @@ import numpy as np, pandas as pd
 from scipy import stats
 
 # %% auto #0
-__all__ = ['REFERENCE_SAMPLE', 'KEEP', 'EPS', 'precision_interval', 'reference_statistics', 'psi', 'feature_drift', 'share_ratio',
-           'training_scoring_skew', 'calibrate', 'estimated_precision', 'pending_estimate', 'anchored_estimate']
+__all__ = ['REFERENCE_SAMPLE', 'KEEP', 'EPS', 'precision_interval', 'precision_lower_bound', 'reference_statistics', 'psi',
+           'feature_drift', 'share_ratio', 'training_scoring_skew', 'calibrate', 'estimated_precision',
+           'pending_estimate', 'anchored_estimate']
 
 # %% ../nbs/08_stats.ipynb #1913c00a
 def precision_interval(bad_flagged, flagged, confidence:float):
@@ -20,6 +21,12 @@ def precision_interval(bad_flagged, flagged, confidence:float):
         low = np.where(k > 0, stats.beta.ppf(a, k, n - k + 1), 0.0)
         high = np.where(k < n, stats.beta.ppf(1 - a, k + 1, n - k), 1.0)
     return np.nan_to_num(low), np.nan_to_num(high, nan=1.0)
+
+def precision_lower_bound(bad_flagged, flagged, confidence:float):
+    "One-sided Clopper–Pearson lower bound of precision at `confidence`: the promise's own terms (it is at least the target exactly when the binomial test of the target passes at 1 - `confidence`)"
+    k, n = np.asarray(bad_flagged, dtype=float), np.asarray(flagged, dtype=float)
+    with np.errstate(invalid='ignore', divide='ignore'): low = np.where(k > 0, stats.beta.ppf(1 - confidence, k, n - k + 1), 0.0)
+    return np.nan_to_num(low)
 
 # %% ../nbs/08_stats.ipynb #7cd37179
 REFERENCE_SAMPLE, KEEP, EPS = 100_000, 2_000, 1e-4
