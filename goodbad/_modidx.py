@@ -81,6 +81,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                              'goodbad.cli.cmd_nightly': ('cli.html#cmd_nightly', 'goodbad/cli.py'),
                              'goodbad.cli.cmd_promote': ('cli.html#cmd_promote', 'goodbad/cli.py'),
                              'goodbad.cli.cmd_reject': ('cli.html#cmd_reject', 'goodbad/cli.py'),
+                             'goodbad.cli.cmd_reopen': ('cli.html#cmd_reopen', 'goodbad/cli.py'),
                              'goodbad.cli.cmd_replay': ('cli.html#cmd_replay', 'goodbad/cli.py'),
                              'goodbad.cli.cmd_rollback': ('cli.html#cmd_rollback', 'goodbad/cli.py'),
                              'goodbad.cli.cmd_simulate': ('cli.html#cmd_simulate', 'goodbad/cli.py'),
