@@ -32,7 +32,7 @@ ARTIFACTS = {a.name: a for a in [
     Artifact('monitor', 'monitor.json', 'monitor', ('champion', 'retrain', 'reasons', 'alerts')),
     Artifact('labelled', 'labelled.parquet', 'train', ('customer_id', 'bad', 'known_on', 'part')),
     Artifact('training', 'training.json', 'train', ('version', 'message')),
-    Artifact('evaluation', 'evaluation.json', 'evaluate', ('models', 'under_test')),
+    Artifact('evaluation', 'evaluation.json', 'evaluate', ('models', 'under_test', 'new', 'note')),
     Artifact('fairness', 'fairness.json', 'fairness', ('version', 'passed', 'failures')),
     Artifact('explanation', 'explanation.json', 'explain', ('version', 'checks')),
     Artifact('release', 'release.json', 'release', ('actions', 'waiting_for_approval')),

@@ -66,7 +66,7 @@ def previous_night(runs_dir:Path, run_date:str|dt.date) -> dict|None:
     return night_link(earlier[-1]) if earlier else None
 
 # %% ../nbs/97_audit.ipynb #faae0422
-LATER_DETAILS = ('reports', 'canary')  # keys of a model's details that later nights add to: left out of its row's hash
+LATER_DETAILS = ('reports', 'canary', 'rejections')  # details later nights or people add to: left out of the row's hash
 
 def utc_iso(t:dt.datetime|None) -> str|None:
     "`t`, a time from the state database, in ISO form in UTC (a time without a zone is UTC, as goodbad writes them)"

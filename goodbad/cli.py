@@ -11,7 +11,7 @@ from .core import GoodbadError, ReleaseError, SettingsError, parse_date, redact_
 from .settings import load_settings, policy_text, _check_url
 from .contract import make_engine, settings_contract
 from .night import Night, find_settings, ensure_demo_masterdata
-from .store import init_state, move, moves, live_models, get_model, find_models, model_events
+from .store import init_state, move, moves, live_models, get_model, find_models, model_events, reject, reopen
 from .synthetic import SCENARIOS, create_masterdata, advance_masterdata
 from .train import frontier_tonight
 from .nightly import run_nightly
@@ -23,7 +23,7 @@ from .why import why_label, why_text, replay_night, replay_text
 # %% auto #0
 __all__ = ['NO_MODEL', 'EXIT_STATUSES', 'night_summary', 'cmd_init', 'cmd_nightly', 'cmd_masterdata_create',
            'cmd_masterdata_advance', 'cmd_approve', 'cmd_reject', 'cmd_promote', 'cmd_rollback', 'cmd_simulate',
-           'cmd_frontier', 'cmd_models', 'cmd_verify', 'cmd_why', 'cmd_replay', 'parser', 'main']
+           'cmd_frontier', 'cmd_models', 'cmd_verify', 'cmd_why', 'cmd_replay', 'cmd_reopen', 'parser', 'main']
 
 # %% ../nbs/99_cli.ipynb #c2479ec3
 def _say(msg:str) -> None: print(msg, flush=True)
@@ -116,8 +116,8 @@ def cmd_approve(args) -> int:
     return 0
 
 def cmd_reject(args) -> int:
-    "goodbad reject: a person rejects a challenger or an approved model; it will never label anyone"
-    m = move(_state(args), args.version, 'rejected', args.by, args.note)
+    "goodbad reject: a person rejects a challenger or an approved model; it labels no one unless a person re-opens it"
+    m = reject(_state(args), args.version, args.by, args.note)
     _say(f"{m.version} is rejected by {m.status_by}")
     return 0
 
@@ -223,6 +223,15 @@ def cmd_replay(args) -> int:
     _print_json(r) if args.json else _say(replay_text(r))
     return 0 if r['identical'] else 1
 
+# %% ../nbs/99_cli.ipynb #50eab4e4
+def cmd_reopen(args) -> int:
+    "goodbad reopen: a person moves a rejected model back to candidate, saying why; the next night judges it again"
+    settings = load_settings(find_settings(args.settings))
+    m = reopen(init_state(make_engine(settings.state_url)), settings.model_store, args.version, args.by, args.note)
+    _say(f"{m.version} is re-opened by {m.status_by}: a candidate again, judged through every gate at the next night, "
+         "before any model trained that night")
+    return 0
+
 # %% ../nbs/99_cli.ipynb #dfdbe0f4
 class _Commands:
     "Subcommands that each accept --settings too, after their own name (`goodbad nightly --settings X`)"
@@ -270,13 +279,18 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument('--json', action='store_true', help='print every version with its status, threshold, guarantee and events as JSON')
     m.set_defaults(func=cmd_models)
     for name, func, what in (('approve', cmd_approve, 'approve a challenger: it starts its canary at the next night'),
-                             ('reject', cmd_reject, 'reject a challenger or an approved model: it never labels anyone'),
+                             ('reject', cmd_reject, 'reject a challenger or an approved model: it labels no one'),
                              ('promote', cmd_promote, 'make a model champion by hand')):
         c = sub.add_parser(name, help=what)
         c.add_argument('version', help='the model version (see goodbad models)')
         c.add_argument('--by', required=True, help='who decides (recorded)')
         c.add_argument('--note', default='', help='why (recorded)')
         c.set_defaults(func=func)
+    ro = sub.add_parser('reopen', help='re-open a rejected model: judged through every gate at the next night')
+    ro.add_argument('version', help='the model version (see goodbad models)')
+    ro.add_argument('--by', required=True, help='who decides (recorded)')
+    ro.add_argument('--note', required=True, help='why it deserves another judgement (recorded)')
+    ro.set_defaults(func=cmd_reopen)
     sim = sub.add_parser('simulate', help='play out nights on synthetic data with a drift scenario, in a world of its own')
     sim.add_argument('--nights', type=int, default=20, help='how many nights (default 20)')
     sim.add_argument('--scenario', default='payment_shift', choices=list(SCENARIOS), help='the drift switched on along the way (default payment_shift)')

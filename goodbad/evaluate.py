@@ -10,20 +10,51 @@ import numpy as np, pandas as pd
 from sklearn.metrics import confusion_matrix, roc_auc_score, average_precision_score, brier_score_loss
 from .core import GoodbadError, ModelStoreError
 from .features import model_inputs, tonight_features, sample_features
-from .store import get_model, load_model, live_models
+from .store import get_model, load_model, live_models, model_events, judge_again, reopened, newest_of_training
+from .settings import training_policy_hash
 from .stats import precision_interval, precision_lower_bound, calibrate, estimated_precision, training_scoring_skew
 from .train import precision_curve, tonight_training_data
 from .artifacts import read_artifact, write_artifact
 
 # %% auto #0
-__all__ = ['SKEW_SAMPLE', 'tonight_models', 'best_recall', 'holdout_figures', 'computational_figures', 'unpaid_more',
-           'smoke_tests', 'Evaluation', 'evaluate_tonight', 'tonight_evaluation']
+__all__ = ['SKEW_SAMPLE', 'Judged', 'model_to_judge', 'best_recall', 'holdout_figures', 'computational_figures', 'unpaid_more',
+           'smoke_tests', 'Evaluation', 'nothing_to_evaluate', 'evaluate_tonight', 'tonight_evaluation',
+           'tonight_models', 'tonight_note']
 
 # %% ../nbs/50_evaluate.ipynb #4d83c2d4
-def tonight_models(night, needed_by:str='this phase') -> dict:
-    "The models tonight is about: `new` (registered by tonight's training, as its artifact says), `champion` and `canary` (records or None)"
-    new = read_artifact(night.run_dir, 'training', needed_by)['version']
-    return dict(new=get_model(night.state, new) if new else None) | live_models(night.state)
+@dataclass
+class Judged:
+    "The model tonight judges as new (None: none), and what became of the models waiting on a judgement, in words"
+    new: object = None  # a store.ModelRecord
+    note: str = ''
+
+def _left_over(night, trained) -> Judged:
+    "Nothing new from training: the current training's model, if never judged, or rejected on settings since changed"
+    cur = trained or newest_of_training(night.state, training_policy_hash(night.settings))
+    if cur is None or cur.status not in ('candidate', 'rejected'): return Judged()
+    if cur.status == 'candidate': return Judged(cur, f"{cur.version} (run {cur.run_id}) is judged tonight.")
+    rec, said = judge_again(night.state, night.model_store, cur.version, night.settings, run_id=night.run_id)
+    if rec.status == 'candidate': return Judged(rec, said)  # moved back: the policy its gates read has changed
+    if trained is None: return Judged()  # not trained tonight: nothing to say
+    return Judged(None, f"tonight's training produced the very model rejected before (same artifact and threshold): "
+                        f"{said}")
+
+# %% ../nbs/50_evaluate.ipynb #7ac8c3af
+def _reopened_by(night, rec) -> str:
+    e = model_events(night.state, rec.version)[-1]
+    return f"{rec.version} was re-opened by {e['by']} ({e['note']})"
+
+def model_to_judge(night) -> Judged:
+    "The model tonight judges: one a person re-opened; else training's; else a left-over one of the current training"
+    t = read_artifact(night.run_dir, 'training', 'the evaluation')
+    trained = get_model(night.state, t['version'] or t['existing']) if t['version'] or t.get('existing') else None
+    waiting = reopened(night.state)
+    if not waiting: return Judged(trained) if trained and trained.status == 'candidate' else _left_over(night, trained)
+    notes = [f"{_reopened_by(night, waiting[0])}: it is judged again tonight."]
+    notes += [f"{_reopened_by(night, w)}: it is judged at a later night, one model a night." for w in waiting[1:]]
+    if trained is not None and trained.status == 'candidate' and trained.version != waiting[0].version:
+        notes.append(f"{trained.version}, trained tonight, waits: a re-opened model is judged first.")
+    return Judged(waiting[0], ' '.join(notes))
 
 # %% ../nbs/50_evaluate.ipynb #1e405b76
 def best_recall(y, scores, target:float) -> float:
@@ -119,39 +150,77 @@ SKEW_SAMPLE = 50_000  # tonight's customers on whom each model's training-scorin
 class Evaluation:
     "Tonight's evaluation: per model version, its role, hold-out figures, smoke tests and computational figures"
     holdout: pd.DataFrame
-    models: dict        # version -> dict(role, record, scores, figures, smoke, compute)
-    under_test: str     # the version the reports focus on: the new model, else the champion
+    models: dict          # version -> dict(role, record, scores, figures, smoke, compute)
+    under_test: str|None  # the version the reports focus on: the new model, else the champion (None: no model)
+    new: str|None = None  # the model judged as new tonight
+    note: str = ''        # what became of the models waiting on a judgement: judged again, left rejected, waiting
+    no_model: str|None = None  # why there is nothing to evaluate (None: there is)
 
     def summary(self) -> dict:
         "What the release phase needs, as plain data"
         return {v: dict(role=m['role'], threshold=m['record'].threshold, figures=m['figures'], smoke=m['smoke'].to_dict(orient='records'),
                         smoke_passed=bool(m['smoke'].passed.all()), compute=m['compute'], guarantee=m.get('guarantee'), skew=m.get('skew')) for v, m in self.models.items()}
 
+    def artifact(self) -> dict:
+        "The evaluation artifact: every model's figures, the model under test, the one judged as new, the note"
+        return dict(models=self.summary(), under_test=self.under_test, new=self.new, note=self.note,
+                    no_model=self.no_model)
+
+def nothing_to_evaluate(note:str) -> str:
+    "Why no customer is labelled tonight when there is no model to evaluate (`note`: what became of a rejected one)"
+    return "no model is in production and none can be judged tonight: " + (note or "training registered none tonight.")
+
+# %% ../nbs/50_evaluate.ipynb #a86880e3
+def _measure(night, role:str, rec, holdout:pd.DataFrame, tonight:pd.DataFrame) -> dict:
+    "Model `rec` in `role` on tonight's hold-out: scores, figures, smoke tests, compute figures, training-scoring skew"
+    policy, smoke = night.settings, smoke_tests(night, rec, holdout)
+    try: model = load_model(night.state, night.model_store, rec.version)
+    except ModelStoreError: model = None
+    scores = (model.predict_proba(holdout[model_inputs(model, holdout, rec.version)])[:, 1] if model is not None
+              else np.full(len(holdout), np.nan))
+    figures = holdout_figures(holdout.bad, np.nan_to_num(scores), rec.threshold, policy.confidence_level,
+                              policy.precision_target)
+    if 'calibration' in rec.details:  # what the monitor would estimate here, were the outcomes not known
+        calibrated = calibrate(rec.details['calibration'], scores[scores >= rec.threshold])
+        figures['estimated_precision'] = estimated_precision(calibrated)['estimate']
+    compute = computational_figures(model, holdout, rec) if model is not None else {}
+    skew = None
+    if model is not None and 'training_reference' in rec.details:
+        tonight_scores = model.predict_proba(tonight[model_inputs(model, tonight, rec.version)])[:, 1]
+        skew = training_scoring_skew(rec.details['training_reference'], tonight, tonight_scores, rec.threshold, policy)
+    return dict(role=role, record=rec, scores=scores, figures=figures, smoke=smoke, compute=compute,
+                guarantee=rec.details.get('guarantee'), skew=skew)
+
+# %% ../nbs/50_evaluate.ipynb #ce13817a
 def evaluate_tonight(night) -> Evaluation:
-    "Measure the new model, the champion and the canary on tonight's hold-out, and keep the figures for the release"
-    policy, models = night.settings, tonight_models(night, 'the evaluation')
-    if not any(models.values()): raise GoodbadError("there is no model to evaluate: training produced none tonight and none is in production")
-    holdout = tonight_training_data(night, 'the evaluation').holdout
-    if holdout.empty: raise GoodbadError(f"no hold-out customers tonight: no outcome was learned before {night.run_date}")
-    res, tonight = {}, sample_features(tonight_features(night, 'the evaluation'), SKEW_SAMPLE, policy.random_seed)
-    for role, rec in models.items():
-        if rec is None or rec.version in res: continue
-        smoke = smoke_tests(night, rec, holdout)
-        try: model = load_model(night.state, night.model_store, rec.version)
-        except ModelStoreError: model = None
-        scores = model.predict_proba(holdout[model_inputs(model, holdout, rec.version)])[:, 1] if model is not None else np.full(len(holdout), np.nan)
-        figures = holdout_figures(holdout.bad, np.nan_to_num(scores), rec.threshold, policy.confidence_level, policy.precision_target)
-        if 'calibration' in rec.details:  # what the monitor would estimate here, were the outcomes not known
-            figures['estimated_precision'] = estimated_precision(calibrate(rec.details['calibration'], scores[scores >= rec.threshold]))['estimate']
-        compute = computational_figures(model, holdout, rec) if model is not None else {}
-        skew = (training_scoring_skew(rec.details['training_reference'], tonight, model.predict_proba(tonight[model_inputs(model, tonight, rec.version)])[:, 1],
-                                      rec.threshold, policy) if model is not None and 'training_reference' in rec.details else None)
-        res[rec.version] = dict(role=role, record=rec, scores=scores, figures=figures, smoke=smoke, compute=compute, guarantee=rec.details.get('guarantee'), skew=skew)
-    under_test = (models['new'] or models['champion'] or models['canary']).version
-    ev = Evaluation(holdout, res, under_test)
-    write_artifact(night.run_dir, 'evaluation', dict(models=ev.summary(), under_test=under_test))
+    "Measure the model judged tonight, the champion and the canary on tonight's hold-out; keep them for the release"
+    judged = model_to_judge(night)
+    models = dict(new=judged.new) | live_models(night.state)
+    if not any(models.values()):
+        ev = Evaluation(pd.DataFrame(), {}, None, note=judged.note, no_model=nothing_to_evaluate(judged.note))
+    else:
+        holdout = tonight_training_data(night, 'the evaluation').holdout
+        if holdout.empty:
+            raise GoodbadError(f"no hold-out customers tonight: no outcome was learned before {night.run_date}")
+        tonight = sample_features(tonight_features(night, 'the evaluation'), SKEW_SAMPLE, night.settings.random_seed)
+        res = {}
+        for role, rec in models.items():
+            if rec is None or rec.version in res: continue
+            res[rec.version] = _measure(night, role, rec, holdout, tonight)
+        ev = Evaluation(holdout, res, (models['new'] or models['champion'] or models['canary']).version,
+                        judged.new.version if judged.new else None, judged.note)
+    write_artifact(night.run_dir, 'evaluation', ev.artifact())
     return ev
 
 def tonight_evaluation(night, needed_by:str='this phase') -> dict:
     "Tonight's evaluation of each model, as the evaluate phase wrote it"
     return read_artifact(night.run_dir, 'evaluation', needed_by)['models']
+
+def tonight_models(night, needed_by:str='this phase') -> dict:
+    "The models tonight is about, as the evaluation names them: `new` (judged tonight), `champion`, `canary` (or None)"
+    new = read_artifact(night.run_dir, 'evaluation', needed_by)['new']
+    return dict(new=get_model(night.state, new) if new else None) | live_models(night.state)
+
+def tonight_note(night, needed_by:str='this phase') -> str:
+    "What the evaluation said of the models waiting on a judgement (judged again, left rejected, waiting), or ''"
+    return read_artifact(night.run_dir, 'evaluation', needed_by)['note']

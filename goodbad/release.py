@@ -11,17 +11,19 @@ import sqlalchemy as sa
 from .core import ReleaseError
 from .features import tonight_features, read_feature_batches, model_inputs
 from .store import (find_models, get_model, live_models, load_model, move, moves, record_canary_night, canary_nights_passed,
-                           update_details, model_events)
+                           update_details, model_events, reject)
 from .contract import settings_labels_tables
-from .evaluate import tonight_models, tonight_evaluation
+from .evaluate import tonight_models, tonight_evaluation, tonight_note
 from .fairness import tonight_fairness
 from .explain import tonight_explanation
 from .stats import precision_interval
 from .artifacts import write_artifact
+from .settings import RULES
+from .record import plain
 
 # %% auto #0
-__all__ = ['BY', 'recall_holds_against', 'challenger_gates', 'in_canary_slice', 'slice_comparison', 'realized_on_labels',
-           'canary_checks', 'no_model_after_release', 'ReleaseReport', 'release_tonight']
+__all__ = ['GATE_POLICY', 'BY', 'recall_holds_against', 'challenger_gates', 'gate_policy', 'in_canary_slice', 'slice_comparison',
+           'realized_on_labels', 'canary_checks', 'no_model_after_release', 'ReleaseReport', 'release_tonight']
 
 # %% ../nbs/80_release.ipynb #cf13b2ee
 def _gate(name, figure, limit, passed): return dict(gate=name, figure=figure, limit=limit, passed=bool(passed))
@@ -69,6 +71,24 @@ def challenger_gates(version:str, evaluation:dict, fairness:dict, explanation:di
         _gate('model size (MiB)', round(c.get('model_size_mb') or 0, 2), f"<= {policy.max_model_size_mb}", (c.get('model_size_mb') or 0) <= policy.max_model_size_mb),
         _gate('fit time (s)', round(c.get('fit_seconds') or 0, 1), f"<= {policy.max_fit_seconds}", (c.get('fit_seconds') or 0) <= policy.max_fit_seconds)]
     return pd.DataFrame(gates)
+
+# %% ../nbs/80_release.ipynb #277c265d
+GATE_POLICY = {  # each gate of challenger_gates, and the settings its verdict reads
+    'smoke tests': (), 'explanations add up': (),
+    'precision guaranteed at the target': ('precision_target', 'confidence_level'), 'hold-out recall': ('min_recall',),
+    'hold-out recall against the champion': ('max_recall_drop', 'precision_target'),
+    'training and scoring describe customers alike': ('max_bad_share_skew', 'max_skew_score_psi'),
+    'fairness limits': tuple(r.key for r in RULES if r.section == 'fairness'),
+    'no sensitive attribute among its inputs': ('fairness_attributes',),
+    'scoring throughput (customers/s)': ('min_scoring_rows_per_second',),
+    'scoring memory for 50,000 customers (MiB)': ('max_scoring_memory_mb',),
+    'model size (MiB)': ('max_model_size_mb',), 'fit time (s)': ('max_fit_seconds',)}
+
+def gate_policy(gates, policy) -> dict:
+    "The settings the verdicts of `gates` read, each with its value in `policy`"
+    every = tuple(r.key for r in RULES if r.section in ('precision', 'fairness', 'release'))  # a gate it does not know
+    keys = dict.fromkeys(k for g in gates for k in GATE_POLICY.get(g, every))
+    return {k: plain(getattr(policy, k)) for k in keys}
 
 # %% ../nbs/80_release.ipynb #1f995f18
 def in_canary_slice(customer_ids, fraction:float) -> np.ndarray:
@@ -183,9 +203,11 @@ def _release_new(night, new, ev:dict, rep:ReleaseReport):
     p = night.settings
     gates = rep.gates[new.version] = challenger_gates(new.version, ev, tonight_fairness(night, 'the release'), tonight_explanation(night, 'the release'), p)
     if not gates.passed.all():
-        failed = ', '.join(gates[~gates.passed].gate)
-        move(night.state, new.version, 'rejected', BY, f"failed: {failed}", night.run_id)
-        rep.actions.append(f"{new.version} is rejected and will never label anyone (failed: {failed})")
+        failed = list(gates[~gates.passed].gate)
+        said = ', '.join(failed)
+        reject(night.state, new.version, BY, f"failed: {said}", failed, gate_policy(failed, p), night.run_id)
+        rep.actions.append(f"{new.version} is rejected (failed: {said}): it labels no one, unless a setting those "
+                           "gates read changes or a person re-opens it")
         return
     for old in find_models(night.state, status='challenger'):
         move(night.state, old.version, 'superseded', BY, f"a newer challenger, {new.version}, passed the gates before anyone approved this one", night.run_id)
@@ -202,6 +224,7 @@ def release_tonight(night) -> ReleaseReport:
     "Make tonight's moves: canary checks and promotion, the new model's gates, approved models into canary"
     rep, ev = ReleaseReport(), tonight_evaluation(night, 'the release')
     _release_canary(night, ev, rep)
+    if note := tonight_note(night, 'the release'): rep.actions.append(note)  # a model judged again, or left rejected
     new = tonight_models(night, 'the release')['new']
     if new is not None and new.status == 'candidate': _release_new(night, new, ev, rep)
     live = live_models(night.state)

@@ -16,8 +16,9 @@ from .record import plain
 __all__ = ['STATE', 'MODELS', 'MODEL_EVENTS', 'RUNS', 'CANARY_NIGHTS', 'REALIZED', 'MONITOR', 'STATUSES', 'MOVES', 'init_state',
            'save_run', 'run_kept', 'list_runs', 'save_artifact', 'load_artifact', 'ModelRecord', 'register_model',
            'get_model', 'find_models', 'set_status', 'model_events', 'load_model', 'moves', 'move', 'live_models',
-           'update_details', 'version_matches', 'artifact_fault', 'registry_problems', 'record_canary_night',
-           'canary_nights_passed']
+           'update_details', 'version_matches', 'artifact_fault', 'registry_problems', 'reject', 'rejection',
+           'policy_changes', 'rejected_text', 'what_reopens', 'judge_again', 'reopen', 'reopened', 'newest_of_training',
+           'awaiting_judgement', 'record_canary_night', 'canary_nights_passed']
 
 # %% ../nbs/05_store.ipynb #f26fd145
 STATE = sa.MetaData()
@@ -189,6 +190,7 @@ MOVES = {  # to: the statuses a model may come from
     'challenger': ('candidate',), 'rejected': ('candidate', 'challenger', 'approved'), 'approved': ('challenger',),
     'canary': ('approved', 'challenger'), 'champion': ('candidate', 'challenger', 'approved', 'canary', 'retired'),
     'retired': ('champion',), 'rolled_back': ('canary', 'champion'), 'superseded': ('challenger',),
+    'candidate': ('rejected',),  # judged again: the policy of the gates it failed changed, or a person re-opened it
 }
 
 def moves(state:Engine, steps:list[tuple], by:str, run_id:str|None=None) -> list[ModelRecord]:
@@ -246,6 +248,96 @@ def registry_problems(state:Engine, store:Path) -> list[str]:
             elif fault == 'changed': found.append(f"the {status} {m.version}'s artifact {path} is not the one registered: restore it from backup")
             if not version_matches(m): found.append(f"the {status} {m.version}'s threshold {m.threshold} is not the one it was registered with: the registry was edited by hand; restore the row from backup")
     return found
+
+# %% ../nbs/05_store.ipynb #6fa76470
+def reject(state:Engine, version:str, by:str, note:str,
+           gates=(),                # the gates it failed (a person's rejection: none)
+           read:dict|None=None,     # the settings those gates read: key -> value
+           run_id:str|None=None) -> ModelRecord:
+    "Reject model `version`, keeping with it the gates it failed and the settings they read"
+    rec = move(state, version, 'rejected', by, note, run_id)
+    entry = dict(at=rec.status_at, by=rec.status_by, note=note, run_id=run_id, gates=list(gates), policy=read or {})
+    return update_details(state, version, rejections=rec.details.get('rejections', []) + [entry])
+
+def rejection(rec:ModelRecord) -> dict|None:
+    "The rejection `rec` is under: when, by whom, why, the gates it failed, the settings they read (None: not rejected)"
+    if rec.status != 'rejected': return None
+    kept = rec.details.get('rejections') or []  # a rejection made before they were kept: no gate, no setting
+    return kept[-1] if kept else dict(at=rec.status_at, by=rec.status_by, note='', run_id=None, gates=[], policy={})
+
+def _shown(v) -> str: return ', '.join(map(str, v)) if isinstance(v, list) else str(v)
+
+def policy_changes(read:dict, policy) -> list[str]:
+    "The settings of `read` (key -> the value it had then) that `policy` now holds otherwise, each as 'key was -> now'"
+    now = {k: plain(getattr(policy, k, None)) for k in read}
+    return [f"{k} {_shown(was)} -> {_shown(now[k])}" for k, was in read.items() if now[k] != was]
+
+# %% ../nbs/05_store.ipynb #6524d503
+def rejected_text(rec:ModelRecord) -> str:
+    "When model `rec` was rejected, by whom and why, in words"
+    r = rejection(rec)
+    who = f"by the night {r['run_id']}" if r['run_id'] else f"on {str(r['at'])[:10]} by {r['by']}"
+    return f"{rec.version} was rejected {who}" + (f" ({r['note']})" if r['note'] else '')
+
+def what_reopens(rec:ModelRecord) -> str:
+    "What would have rejected model `rec` judged again, in words"
+    r, how = rejection(rec), f"`goodbad reopen {rec.version} --by NAME --note WHY`"
+    if not r['gates']: return f"a person's rejection stands until a person re-opens it ({how})"
+    if not r['policy']: return f"the gates it failed read no setting, so only a person can re-open it ({how})"
+    read = '; '.join(f"{k} = {_shown(v)}" for k, v in r['policy'].items())
+    return f"a change to a setting its failed gates read ({read}), or {how}, would have it judged again"
+
+def _artifact_said(store:Path, rec:ModelRecord) -> str|None:
+    "What is wrong with `rec`'s artifact, in words (None: nothing)"
+    fault = artifact_fault(store, rec.artifact, rec.content_hash)
+    if fault is None: return None
+    return f"its artifact {Path(store)/rec.artifact} is {'missing' if fault == 'missing' else 'not the one registered'}"
+
+# %% ../nbs/05_store.ipynb #61f014d7
+def judge_again(state:Engine, store:Path, version:str, policy, by:str='nightly run', run_id:str|None=None) -> tuple:
+    "Rejected model `version` back to candidate if a setting its failed gates read changed: its record; why in words"
+    rec = get_model(state, version)
+    if rec.status != 'rejected': return rec, ''
+    changes, broken = policy_changes(rejection(rec)['policy'], policy), _artifact_said(store, rec)
+    if changes and not broken:
+        why = f"policy changed since its rejection: {'; '.join(changes)}"
+        again = move(state, version, 'candidate', by, why, run_id)
+        return again, f"{rejected_text(rec)}; the {why}, so it is judged again tonight."
+    if changes: return rec, f"{rejected_text(rec)}; the policy changed since, but {broken}: it stays rejected."
+    return rec, f"{rejected_text(rec)} and stays rejected: {what_reopens(rec)}."
+
+def reopen(state:Engine, store:Path, version:str, by:str, note:str) -> ModelRecord:
+    "A person moves rejected model `version` back to candidate, saying why: the next night judges it again"
+    rec = get_model(state, version)
+    if rec.status != 'rejected':
+        raise ReleaseError(f"model {version} is {rec.status}, not rejected: only a rejected model can be re-opened "
+                           "(see `goodbad models`)")
+    if not note.strip():
+        raise ReleaseError(f"say why model {version} is re-opened (--note WHY): the reason is recorded with the move")
+    if broken := _artifact_said(store, rec):
+        raise ModelStoreError(f"model {version} cannot be re-opened: {broken}, so no night could judge it. Restore the "
+                              "artifact from backup (the registry keeps its content hash), or retrain.")
+    return move(state, version, 'candidate', by, note)
+
+def reopened(state:Engine) -> list[ModelRecord]:
+    "Models moved back from rejected to candidate that wait to be judged again, the longest waiting first"
+    waiting = {r.version: r for r in find_models(state, status='candidate')}
+    last = {e['version']: e for e in model_events(state) if e['version'] in waiting}
+    return sorted((r for v, r in waiting.items() if last[v]['from_status'] == 'rejected'), key=lambda r: r.status_at)
+
+def newest_of_training(state:Engine, training_hash:str) -> ModelRecord|None:
+    "The newest registered model, if it was trained under the training policy that hashes to `training_hash`"
+    newest = (find_models(state) or [None])[0]
+    return newest if newest is not None and newest.details.get('training_policy_hash') == training_hash else None
+
+# %% ../nbs/05_store.ipynb #8d729838
+def awaiting_judgement(state:Engine, store:Path, policy, training_hash:str) -> ModelRecord|None:
+    "What a night that trains nothing new judges: a re-opened model, else its training's newest, unjudged or re-judged"
+    if waiting := reopened(state): return waiting[0]
+    cur = newest_of_training(state, training_hash)
+    if cur is None or cur.status == 'candidate': return cur
+    changed = cur.status == 'rejected' and policy_changes(rejection(cur)['policy'], policy)
+    return cur if changed and not _artifact_said(store, cur) else None
 
 # %% ../nbs/05_store.ipynb #ce2d0d6e
 def record_canary_night(state:Engine, version:str, run_date:dt.date, run_id:str, passed:bool, checks) -> int:

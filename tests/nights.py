@@ -11,6 +11,9 @@ from goodbad.settings import load_settings
 from goodbad.contract import make_engine
 from goodbad.synthetic import create_masterdata, advance_masterdata
 from goodbad.upstream import STEPS
+from goodbad.store import live_models
+from goodbad.train import no_model_reason
+from goodbad.release import no_model_after_release
 assert list(STEPS) == [p.split('_', 1)[1] for p in PHASES], 'the in-process night must follow the runner'
 
 
@@ -34,8 +37,22 @@ class World:
         from goodbad.contract import settings_contract
         return advance_masterdata(make_engine(s.masterdata_url), days=days, scenario_name=scenario, contract=settings_contract(s))
 
-    def night(self, day: dt.date, **overrides) -> Night:
-        "Play the night of `day` through every phase; returns the Night (its state and labels are in the workspace)"
-        n = Night(day, f'{day}.1', self.root / 'runs' / str(day), self.settings(**overrides))
-        n.results = {name: step(n) for name, step in STEPS.items()}
+    def night(self, day: dt.date, attempt=1, **overrides) -> Night:
+        "Play attempt `attempt` at the night of `day`, stopping where the runner would on no model; returns the Night"
+        folder = str(day) if attempt == 1 else f'{day}.{attempt}'  # a rerun in process keeps its own artifacts
+        n = Night(day, f'{day}.{attempt}', self.root / 'runs' / folder, self.settings(**overrides))
+        n.results, n.no_model = {}, None
+        for name, step in STEPS.items():
+            n.results[name] = step(n)
+            n.no_model = no_model_after(name, n)
+            if n.no_model: break
         return n
+
+
+def no_model_after(phase, n):
+    "What `phase` of night `n` records as `no_model`, as its notebook does (the runner then skips the later phases)"
+    result, live = n.results[phase], live_models(n.state)
+    if phase == 'train': return no_model_reason(result, live, n.settings)
+    if phase == 'evaluate': return result.no_model
+    if phase == 'release': return no_model_after_release(result.actions, live)
+    return None

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 import pyarrow.parquet as pq
 from conftest import REPO
-from nights import World, STEPS
+from nights import World, STEPS, no_model_after
 from goodbad import features
 from goodbad.features import Feature
 from goodbad.night import Night
@@ -51,12 +51,10 @@ def play(w, name, day=D, **overrides):
 
 def night_through(n):
     "Every phase in the runner's order, stopping where the runner would when there is no model to go on with"
-    from goodbad.evaluate import tonight_models
     n.results = {}
     for phase, step in STEPS.items():
-        if phase == 'evaluate' and not any(tonight_models(n).values()): break
-        if phase == 'score' and live_models(n.state)['champion'] is None: break
         n.results[phase] = step(n)
+        if no_model_after(phase, n): break
     return n
 
 
