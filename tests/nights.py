@@ -14,6 +14,8 @@ from goodbad.upstream import STEPS
 from goodbad.store import live_models
 from goodbad.train import no_model_reason
 from goodbad.release import no_model_after_release
+from goodbad.store import awaiting_judgement
+from goodbad.settings import training_policy_hash
 assert list(STEPS) == [p.split('_', 1)[1] for p in PHASES], 'the in-process night must follow the runner'
 
 
@@ -52,7 +54,9 @@ class World:
 def no_model_after(phase, n):
     "What `phase` of night `n` records as `no_model`, as its notebook does (the runner then skips the later phases)"
     result, live = n.results[phase], live_models(n.state)
-    if phase == 'train': return no_model_reason(result, live, n.settings)
+    if phase == 'train':  # a re-opened model, or one rejected on settings since changed, is judged tonight all the same
+        waiting = awaiting_judgement(n.state, n.model_store, n.settings, training_policy_hash(n.settings))
+        return None if waiting else no_model_reason(result, live, n.settings)
     if phase == 'evaluate': return result.no_model
     if phase == 'release': return no_model_after_release(result.actions, live)
     return None
