@@ -481,6 +481,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                  'goodbad.verdict.Verdict.passed': ('verdict.html#verdict.passed', 'goodbad/verdict.py'),
                                  'goodbad.verdict.Verdict.rows': ('verdict.html#verdict.rows', 'goodbad/verdict.py'),
                                  'goodbad.verdict._md_table': ('verdict.html#_md_table', 'goodbad/verdict.py'),
+                                 'goodbad.verdict._result': ('verdict.html#_result', 'goodbad/verdict.py'),
                                  'goodbad.verdict._row_html': ('verdict.html#_row_html', 'goodbad/verdict.py'),
                                  'goodbad.verdict._sentence': ('verdict.html#_sentence', 'goodbad/verdict.py'),
                                  'goodbad.verdict._short': ('verdict.html#_short', 'goodbad/verdict.py'),
