@@ -247,11 +247,10 @@ def canary_decision(checks:pd.DataFrame, clean:int, days:int, policy) -> tuple:
     v, p = _verdicts(checks), policy
     failed, waiting = checks[v == 'fail'], checks[v == 'waiting']
     if len(failed): return 'rolled_back', f"canary check failed: {', '.join(failed.gate)}"
-    waits = '; '.join(f"{r.gate}: {r.result}" for r in waiting.itertuples())
+    waits = '; '.join(f"{r.gate.split(' (')[0]}: {r.result}" for r in waiting.itertuples())
     if len(waiting) and days >= p.canary_max_days:
         return 'rolled_back', f"no evidence after {days} days (canary_max_days = {p.canary_max_days}): {waits}"
-    if len(waiting):
-        return None, f"canary night {clean} passed; it waits for evidence (day {days} of {p.canary_max_days}): {waits}"
+    if len(waiting): return None, f"canary night {clean} passed; {waits}, day {days} of at most {p.canary_max_days}"
     if clean < p.canary_nights: return None, f"canary night {clean} of {p.canary_nights} passed"
     real = checks[checks.gate.str.startswith(OUTCOMES_CHECK)]
     on = [g.removeprefix('proxy: ') for g in checks.gate if g.startswith('proxy: ')] + list(real.figure)

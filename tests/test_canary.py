@@ -90,8 +90,15 @@ def shown(checks):
     return [(r.gate, r.result) for r in checks.itertuples()]
 
 
-def test_the_evidence_is_the_canarys_own_matured_outcomes(tmp_path):
-    w = Canary(tmp_path / 'w')
+@pytest.fixture(params=['sqlite', 'postgres'])
+def master_data(request):
+    "Where the master data and the labels are: the embedded SQLite file, or a schema of the PostgreSQL server"
+    if request.param == 'sqlite': return {}
+    return dict(masterdata_url=request.getfixturevalue('pg_url'), db_schema=request.getfixturevalue('pg_schema'))
+
+
+def test_the_evidence_is_the_canarys_own_matured_outcomes(tmp_path, master_data):
+    w = Canary(tmp_path / 'w', **master_data)
     w.label(STARTED, range(1, 31))
     w.label(STARTED + dt.timedelta(days=1), range(1, 31))             # the same customers again: each counts once
     w.label(STARTED, range(100, 140), version=w.champion, role='champion')  # the champion's labels are not its evidence
@@ -114,7 +121,8 @@ def test_promoted_on_outcomes_once_enough_have_matured_and_not_before(tmp_path):
     assert shown(checks)[-1][1] == 'waiting for evidence (0 of 50 outcomes)'
     assert checks.passed.iloc[-1] is None and 'True' not in str(checks.passed.iloc[-1])
     assert 'none of its labels has matured yet' in checks.figure.iloc[-1]
-    assert 'waits for evidence' in rep.actions[0] and 'waiting for evidence (0 of 50 outcomes)' in rep.actions[0]
+    assert rep.actions[0].endswith(f"canary night 60 passed; {OUTCOMES_CHECK}: waiting for evidence (0 of 50 outcomes), "
+                                   "day 60 of at most 180")
     checks, rep, n = w.check(MATURES)
     assert w.status() == 'champion' and w.status(w.champion) == 'retired'
     assert checks.result.tolist() == ['pass'] * 4 and checks.figure.iloc[-1].startswith('54 of 60 bad: 0.900')
