@@ -17,7 +17,8 @@ from .contract import settings_labels_tables
 from .features import (CATALOG, tonight_features, read_feature_batches, sample_features, model_inputs, sensitive_attributes,
                               outcome_pending, population_shares)
 from .stats import (precision_interval, feature_drift, psi, _shares, training_scoring_skew, pending_estimate, anchored_estimate,
-                           reference_statistics)
+                           reference_statistics,
+                           last_matured_night, in_maturity_window)
 from .settings import training_policy_hash
 from .store import REALIZED, MONITOR, live_models, load_model, find_models
 from .artifacts import ARTIFACTS, ARTIFACTS_DIR, read_artifact, write_artifact
@@ -32,8 +33,7 @@ __all__ = ['SKEW_SAMPLE', 'TREND_COLUMNS', 'realized_precision', 'count_matured_
 def realized_precision(labels:pd.DataFrame, outcomes:pd.DataFrame, night:dt.date, maturity_days:int, confidence:float) -> pd.DataFrame:
     "Per model version: customers it labelled bad on `night`, outcomes learned in the window after it, how many were bad, precision"
     bad = labels[labels.label == 'bad']
-    window = outcomes[(pd.to_datetime(outcomes.known_on) > pd.Timestamp(night)) &
-                      (pd.to_datetime(outcomes.known_on) <= pd.Timestamp(night + dt.timedelta(days=maturity_days)))]
+    window = outcomes[in_maturity_window(outcomes.known_on, night, maturity_days)]
     m = bad.merge(window[['customer_id', 'outcome']], on='customer_id', how='left')
     g = m.groupby('model_version').agg(labelled_bad=('customer_id', 'size'), known=('outcome', 'count'), bad=('outcome', lambda o: int((o == 'bad').sum())))
     g['precision'] = g.bad / g.known.where(g.known > 0)
@@ -46,7 +46,7 @@ def count_matured_nights(night) -> pd.DataFrame:
     "Count the realized precision of every labelled night whose maturity window closed before tonight, not yet counted"
     p, state = night.settings, night.state
     _, hist, _ = settings_labels_tables(p)
-    last = night.run_date - dt.timedelta(days=p.label_maturity_days + 1)
+    last = last_matured_night(night.run_date, p.label_maturity_days)
     with night.labels_db.connect() as conn:
         if not sa.inspect(conn).has_table(hist.name, schema=hist.schema): return pd.DataFrame()
         nights = conn.execute(sa.select(hist.c.run_date).distinct().where(hist.c.run_date <= sa.literal(last, sa.Date))).scalars().all()

@@ -12,8 +12,8 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from .core import SettingsError, SENSITIVE_COLUMNS, redact_url, sha256_json
 
 # %% auto #0
-__all__ = ['CANDIDATE_NAMES', 'FAIRNESS_COLUMNS', 'FAIRNESS_METRICS', 'RENAMED', 'RULES', 'OTHER_VARIABLES', 'TEST_PREFIX',
-           'TRAINING_KEYS', 'POLICY_HEADER', 'Rule', 'Settings', 'load_settings', 'public_settings',
+__all__ = ['CANDIDATE_NAMES', 'FAIRNESS_COLUMNS', 'FAIRNESS_METRICS', 'CANARY_EVIDENCE', 'RENAMED', 'RULES', 'OTHER_VARIABLES',
+           'TEST_PREFIX', 'TRAINING_KEYS', 'POLICY_HEADER', 'Rule', 'Settings', 'load_settings', 'public_settings',
            'training_policy_hash', 'policy_text']
 
 # %% ../nbs/01_settings.ipynb #cf75acde
@@ -36,6 +36,7 @@ class Rule:
 CANDIDATE_NAMES = ('logistic_regression', 'hist_gradient_boosting', 'random_forest')
 FAIRNESS_COLUMNS = {'gender': 'gender', 'age_band': 'birth_date', 'country': 'country'}  # each fairness attribute, and the column it comes from
 FAIRNESS_METRICS = ('selection_rate', 'precision', 'false_positive_rate', 'recall')
+CANARY_EVIDENCE = ('outcomes', 'proxies')  # what a canary's promotion may rest on
 RENAMED = {  # keys of earlier policies, and what replaced them
     'max_precision_drop': "a challenger's precision is now held by the guarantee, and it competes with the champion on recall: "
                           "write max_recall_drop in [release] instead (how far its hold-out recall may fall below the champion's)"}
@@ -84,7 +85,23 @@ RULES = (
     Rule('release', 'require_approval', 'bool', True, 'a person must approve a challenger before it labels anyone'),
     Rule('release', 'first_model_without_approval', 'bool', True, 'with no model in production, the first one that passes every gate may go live at once'),
     Rule('release', 'canary_fraction', 'float', 0.10, 'share of customers an approved model labels while in canary', 0.01, 0.5),
-    Rule('release', 'canary_nights', 'int', 3, 'clean canary nights before the canary is promoted to champion', 1, 60),
+    Rule('release', 'canary_promotes_on', 'choice', 'outcomes',
+         "what a canary's promotion rests on: outcomes (the matured outcomes of the customers it labelled bad) or "
+         "proxies (agreement with the champion, estimated precision, share labelled bad), with no outcome behind them",
+         choices=CANARY_EVIDENCE),
+    Rule('release', 'canary_nights', 'int', 3, 'clean canary nights before the canary may be promoted to champion',
+         1, 60),
+    Rule('release', 'canary_min_outcomes', 'int', 50,
+         'matured outcomes of customers the canary labelled bad that promotion on outcomes needs', 5, 1_000_000),
+    Rule('release', 'canary_max_days', 'int', 180,
+         'days a canary may wait for its evidence before it ends, rolled back (outcomes: beyond label_maturity_days)',
+         2, 3650),
+    Rule('release', 'canary_min_bad_agreement', 'float', 0.6,
+         'proxy: of the customers of its slice the canary or the champion labels bad, the smallest share both do',
+         0.0, 1.0),
+    Rule('release', 'canary_min_estimated_precision', 'float', 0.9,
+         "proxy: the lowest estimated precision (from calibrated scores) of the canary's bad labels on its slice",
+         0.5, 0.999),
     Rule('release', 'canary_max_bad_share_ratio', 'float', 1.5, 'largest allowed ratio between the canary\'s and the champion\'s share labelled bad on the canary slice', 1.0, 10.0),
     Rule('release', 'max_recall_drop', 'float', 0.02, 'how far a challenger\'s hold-out recall may fall below the champion\'s on the same customers, where the champion holds the target', 0.0, 0.5),
     Rule('release', 'max_bad_share_skew', 'float', 3.0, 'largest factor between the share labelled bad on the hold-out and tonight, for the same model', 1.0, 1000.0),
@@ -220,6 +237,18 @@ def _database_urls(values:dict, environ:dict):
     yield ('labels_url', *from_env(values['labels_url_env'], md, 'default: the master-data database'))
     yield ('state_url', *from_env(values['state_url_env'], URL.create('sqlite', database=str(values['state_default'])), 'default: embedded SQLite (state_default)'))
 
+# %% ../nbs/01_settings.ipynb #488d7d49
+def _check_canary(values:dict, sources:dict) -> None:
+    "Refuse a canary policy under which no canary could ever gather the evidence its promotion needs"
+    days, maturity = values['canary_max_days'], values['label_maturity_days']
+    if values['canary_promotes_on'] != 'outcomes' or days > maturity: return
+    raise SettingsError(
+        f"[release] canary_max_days = {days} ({sources['canary_max_days']}) is not more than [monitor] "
+        f"label_maturity_days = {maturity} ({sources['label_maturity_days']}): with canary_promotes_on = outcomes a "
+        f"canary is promoted on matured outcomes only, and the first of its labels matures {maturity + 1} days "
+        f"after it starts, so every canary would end unpromoted. Raise canary_max_days above {maturity} "
+        f"(e.g. to {2 * maturity}), lower label_maturity_days, or set canary_promotes_on = proxies.")
+
 # %% ../nbs/01_settings.ipynb #f64b98f6
 OTHER_VARIABLES = ('GOODBAD_SETTINGS',)  # read before the policy: which settings.ini to obey
 TEST_PREFIX = 'GOODBAD_TEST_'  # goodbad's own test suite's (e.g. the PostgreSQL server it must test against)
@@ -269,6 +298,7 @@ def load_settings(path:str|Path, environ:dict|None=None, overrides:dict|None=Non
     for name, url, where in _database_urls(values, environ):
         values[name], sources[name] = url, where
     _check_inputs(values, sources)
+    _check_canary(values, sources)
     _check_variables(environ, values)
     return Settings(path, values, sources, environ)
 

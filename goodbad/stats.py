@@ -4,13 +4,14 @@
 
 # %% ../nbs/08_stats.ipynb #93abe92b
 from __future__ import annotations
+import datetime as dt
 import numpy as np, pandas as pd
 from scipy import stats
 
 # %% auto #0
 __all__ = ['REFERENCE_SAMPLE', 'KEEP', 'EPS', 'precision_interval', 'precision_lower_bound', 'reference_statistics', 'psi',
            'feature_drift', 'share_ratio', 'training_scoring_skew', 'calibrate', 'estimated_precision',
-           'pending_estimate', 'anchored_estimate']
+           'pending_estimate', 'anchored_estimate', 'last_matured_night', 'in_maturity_window']
 
 # %% ../nbs/08_stats.ipynb #1913c00a
 def precision_interval(bad_flagged, flagged, confidence:float):
@@ -128,3 +129,15 @@ def anchored_estimate(raw:dict, details:dict) -> dict:
     if raw.get('estimate') is None or at_training is None or measured is None: return raw | dict(raw=raw.get('estimate'), anchored=False)
     moved = float(np.clip(measured + raw['estimate'] - at_training, 0.0, 1.0))
     return raw | dict(estimate=moved, raw=raw['estimate'], at_training=at_training, measured=measured, anchored=True)
+
+# %% ../nbs/08_stats.ipynb #f65e9d08
+def _days(x) -> np.ndarray: return np.asarray(pd.to_datetime(x), dtype='datetime64[ns]')
+
+def last_matured_night(run_date:dt.date, maturity_days:int) -> dt.date:
+    "The latest night whose labels can be judged on `run_date`: the `maturity_days` after it have passed"
+    return run_date - dt.timedelta(days=maturity_days + 1)
+
+def in_maturity_window(known_on, label_night, maturity_days:int) -> np.ndarray:
+    "True where an outcome learned on `known_on` judges a label of `label_night`: learned in the `maturity_days` after"
+    known, night = _days(known_on), _days(label_night)
+    return (known > night) & (known <= night + np.timedelta64(maturity_days, 'D'))

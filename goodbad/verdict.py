@@ -53,7 +53,12 @@ class Verdict:
     def rows(self) -> list[tuple]:
         "Each figure as four texts: figure, tonight, limit, result"
         return [(str(f.get('figure', '')), for_people(f.get('value'), f.get('kind')), for_people(f.get('limit'), f.get('kind')),
-                 RESULT_WORDS[None if f.get('passed') is None else bool(f['passed'])]) for f in self.figures]
+                 _result(f)) for f in self.figures]
+
+def _result(f:dict) -> str:
+    "pass or FAIL for a judged figure; else the figure's own `result` words (what it waits for, say), or –"
+    judged = f.get('passed') is not None and not (isinstance(f['passed'], float) and math.isnan(f['passed']))
+    return RESULT_WORDS[bool(f['passed'])] if judged else str(f.get('result') or RESULT_WORDS[None])
 
 # %% ../nbs/07_verdict.ipynb #39349a3e
 def _text_table(rows:list[tuple]) -> str:
@@ -102,5 +107,5 @@ def _verdict_html(self:Verdict) -> str:
 Verdict._repr_html_ = _verdict_html
 
 def verdict(headline:str, figures:list[dict]|None=None, passed:bool|None=None) -> Verdict:
-    "The verdict of a phase: `headline` in large type, then `figures` (dicts of figure, value, limit, passed, and optionally kind)"
+    "The verdict of a phase: `headline`, then `figures` (dicts: figure, value, limit, passed; optional kind, result)"
     return Verdict(headline, figures, passed)  # passed: the outcome, when it is not the figures' (e.g. the phase failed)

@@ -13,9 +13,10 @@ from goodbad.store import find_models, live_models, model_events, get_model, loa
 
 D1 = dt.date(2026, 7, 1)  # nights in the past: a night is never run on data dated after tomorrow
 WEEK = 7  # nights a week apart
-# one candidate, a canary of one night, and a retrain every night (the schedule), so that each night brings a challenger
-FAST = {'GOODBAD_CANDIDATES': 'logistic_regression', 'GOODBAD_CANARY_NIGHTS': '1', 'GOODBAD_DEMO_CUSTOMERS': '15000',
-        'GOODBAD_RETRAIN_EVERY_NIGHTS': '1'}
+# one candidate, a canary of one night promoted on proxies (no outcome of its labels can mature in a week; the canary's
+# outcomes path is tests/test_canary.py's), and a retrain every night (the schedule), so that each night brings a challenger
+FAST = {'GOODBAD_CANDIDATES': 'logistic_regression', 'GOODBAD_CANARY_NIGHTS': '1', 'GOODBAD_CANARY_PROMOTES_ON': 'proxies',
+        'GOODBAD_DEMO_CUSTOMERS': '15000', 'GOODBAD_RETRAIN_EVERY_NIGHTS': '1'}
 
 
 def approve(world, version, *, by='ana', expect=0, capsys=None, monkeypatch=None):
@@ -83,6 +84,7 @@ def play_release_path(world, capsys, monkeypatch):
 
     n4 = nights.next()
     assert status(n4, a.version) == 'champion' and status(n4, first.version) == 'retired'
+    assert 'promoted on proxies, not outcomes' in model_events(n4.state, a.version)[-1]['note']
     assert [e['to_status'] for e in model_events(n4.state, a.version)] == ['candidate', 'challenger', 'approved', 'canary', 'champion']
     assert [e['by'] for e in model_events(n4.state, a.version)][2] == 'ana'
 

@@ -66,3 +66,15 @@ def test_a_password_given_as_a_query_parameter_is_masked_wherever_the_url_is_sho
     assert 'tiger-7731' not in shown and 'password=***' in shown
     res = ws.run('masterdata', 'create', '--customers', '500', check=None, env={'GOODBAD_MASTERDATA_URL': url})
     assert 'tiger-7731' not in res.stdout + res.stderr, 'not even in the error of a server that does not answer'
+
+
+def test_the_shipped_policy_is_the_one_goodbad_init_writes(tmp_path):
+    "settings.ini of the repository holds every key, at the default `goodbad init` writes: the two never drift apart"
+    from goodbad.settings import RULES, load_settings, policy_text
+    from conftest import REPO
+    shipped = load_settings(REPO / 'settings.ini', environ={})
+    (tmp_path / 'settings.ini').write_text(policy_text())
+    fresh = load_settings(tmp_path / 'settings.ini', environ={})
+    assert [r.key for r in RULES if shipped.sources[r.key] == 'default'] == [], 'every key is written in the shipped one'
+    values = lambda s: {r.key: s.values[r.key] for r in RULES if r.kind != 'path'}
+    assert values(shipped) == values(fresh)
