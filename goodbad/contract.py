@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, URL
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
-from .core import GoodbadError, SENSITIVE_COLUMNS
+from .core import GoodbadError, SENSITIVE_COLUMNS, SALE_WORDS
 
 # %% auto #0
 __all__ = ['PAYMENT_STATUSES', 'OUTCOMES', 'TYPE_FAMILIES', 'Contract', 'contract_tables', 'settings_contract',
@@ -28,8 +28,11 @@ class Contract:
     customers: sa.Table
     sales: sa.Table
     outcomes: sa.Table
+    ratios: tuple = ()              # (sales feature, customer column) it divides: ('amount_mean', 'credit_limit')
+    sale_words: tuple = SALE_WORDS  # its word for a row of the sales, one and several: ('statement', 'statements')
 
-def contract_tables(customers='customers', sales='sales', outcomes='customer_outcomes', schema:str|None=None, inputs:dict|None=None) -> Contract:
+def contract_tables(customers='customers', sales='sales', outcomes='customer_outcomes', schema:str|None=None,
+                    inputs:dict|None=None, ratios:tuple=(), sale_words:tuple=SALE_WORDS) -> Contract:
     "The contract, with each table under the name (and `schema`) the master data uses, and the customer columns the policy names as `inputs`"
     md = sa.MetaData(schema=schema or None)
     extra = [sa.Column(n, sa.Float if kind == 'number' else sa.String(64), info=dict(input=kind)) for n, kind in (inputs or {}).items()]
@@ -49,12 +52,13 @@ def contract_tables(customers='customers', sales='sales', outcomes='customer_out
         sa.Column('customer_id', sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column('outcome', sa.String(8), nullable=False), sa.Column('known_on', sa.Date, nullable=False),
         sa.Index(f'ix_{outcomes}_known_on', 'known_on'))
-    return Contract(c, s, o)
+    return Contract(c, s, o, tuple(tuple(r) for r in ratios), tuple(sale_words))
 
 def settings_contract(settings) -> Contract:
-    "The contract under the table names and schema in the policy, with the customer columns it names as model inputs"
+    "The contract under the policy's table names and schema, with the customer columns, ratios and sale word it names"
     inputs = {n: 'number' for n in settings.customer_numbers} | {n: 'category' for n in settings.customer_categories}
-    return contract_tables(settings.customers_table, settings.sales_table, settings.outcomes_table, settings.db_schema, inputs)
+    return contract_tables(settings.customers_table, settings.sales_table, settings.outcomes_table, settings.db_schema,
+                           inputs, [r.split('/') for r in settings.customer_ratios], settings.sale_word)
 
 def optional_columns_present(engine:Engine, contract:Contract) -> set:
     "The optional contract columns the master data has, as 'table.column' (e.g. 'sales.paid_amount')"

@@ -11,13 +11,14 @@ from sqlalchemy.engine import make_url, URL
 import goodbad
 
 # %% auto #0
-__all__ = ['SENSITIVE_COLUMNS', 'SECRET_PARAMETER', 'TRACKED_PACKAGES', 'GoodbadError', 'SettingsError', 'ContractError',
-           'ModelStoreError', 'NoModelError', 'ReleaseError', 'ExplanationError', 'RunError', 'redact_url',
-           'sha256_bytes', 'sha256_json', 'write_atomic', 'package_versions', 'library_hash', 'code_version',
-           'interpreter', 'peak_memory_mb', 'utcnow', 'parse_date', 'scratch_dir']
+__all__ = ['SENSITIVE_COLUMNS', 'SALE_WORDS', 'SECRET_PARAMETER', 'TRACKED_PACKAGES', 'GoodbadError', 'SettingsError',
+           'ContractError', 'ModelStoreError', 'NoModelError', 'ReleaseError', 'ExplanationError', 'RunError',
+           'redact_url', 'sha256_bytes', 'sha256_json', 'write_atomic', 'package_versions', 'library_hash',
+           'code_version', 'interpreter', 'peak_memory_mb', 'utcnow', 'parse_date', 'scratch_dir']
 
 # %% ../nbs/00_core.ipynb #661d27ee
 SENSITIVE_COLUMNS = ('birth_date', 'gender')  # columns of the customers used for fairness reporting only, never as model inputs
+SALE_WORDS = ('purchase', 'purchases')  # a sale and several, unless the policy's sale_word says otherwise
 
 class GoodbadError(Exception):
     "Base of every error goodbad raises on purpose: the message says what, where, and the fix"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np, pandas as pd
 from sklearn.metrics import confusion_matrix, roc_auc_score, average_precision_score, brier_score_loss
 from .core import GoodbadError, ModelStoreError
-from .features import model_inputs, tonight_features, sample_features
+from .features import model_inputs, tonight_features, sample_features, ratio_name
 from .store import get_model, load_model, live_models, model_events, judge_again, reopened, newest_of_training
 from .settings import training_policy_hash
 from .stats import precision_interval, precision_lower_bound, calibrate, estimated_precision, training_scoring_skew
@@ -96,14 +96,18 @@ def computational_figures(model, rows:pd.DataFrame, record, batch:int=50_000) ->
                 model_size_mb=record.size_bytes / 2**20)
 
 # %% ../nbs/50_evaluate.ipynb #a15fbd36
-def unpaid_more(X:pd.DataFrame) -> pd.DataFrame|None:
-    "The customers of `X` as if 30% more of their purchases had gone unpaid: every unpaid figure among the inputs moves together"
+def unpaid_more(X:pd.DataFrame, ratios:tuple=()) -> pd.DataFrame|None:
+    "The customers of `X` as if 30% more of their sales had gone unpaid: every unpaid figure among the inputs moves"
     if not {'share_unpaid', 'amount_mean'} <= set(X.columns): return None
     share = lambda c: np.minimum(c + 0.3, 1.0)
     moves = {'share_unpaid': share, 'share_unpaid_90d': share, 'share_unpaid_365d': share, 'unpaid_amount': lambda c: c + X.amount_mean,
              'unpaid_amount_90d': lambda c: c + X.amount_mean, 'balance_unpaid': lambda c: c + X.amount_mean,
              'paid_share': lambda c: np.maximum(c - 0.3, 0.0), 'paid_share_90d': lambda c: np.maximum(c - 0.3, 0.0)}
-    return X.assign(**{k: f(X[k]) for k, f in moves.items() if k in X.columns})
+    moved = {k: f(X[k]) for k, f in moves.items() if k in X.columns}
+    named = {ratio_name(k, c): (k, c) for k, c in ratios}  # the policy's ratios move with their numerators
+    over = {n: X[n] + (moved[k] - X[k]) / X[c].where(X[c] != 0)
+            for n, (k, c) in named.items() if k in moved and {c, n} <= set(X)}
+    return X.assign(**moved, **over)
 
 def smoke_tests(night, record, rows:pd.DataFrame) -> pd.DataFrame:
     "Run the smoke tests on the stored artifact of `record`; one row per test with pass/fail and what was seen"
@@ -133,12 +137,13 @@ def smoke_tests(night, record, rows:pd.DataFrame) -> pd.DataFrame:
         return bool(np.isfinite(s).all()), f"unknown {', '.join(cats)} scored" if cats else 'no category among its inputs'
     def direction():
         X = rows[inputs()].head(500)
-        worse = unpaid_more(X)
+        worse = unpaid_more(X, night.contract.ratios)
         if worse is None: return True, 'not applicable: the unpaid figures are not among its inputs'
         d = float(np.mean(m.predict_proba(worse)[:, 1] - m.predict_proba(X)[:, 1]))
-        return d >= 0, f"mean score change {d:+.3f} when 30% more purchases go unpaid"
+        return d >= 0, f"mean score change {d:+.3f} when 30% more {sales} go unpaid"
+    sales = night.contract.sale_words[1]
     for name, fn in (('reproduces the scores of known customers', known), ('scores every customer, between 0 and 1', complete),
-                     ('copes with unseen categories', unseen), ('more unpaid purchases never look safer', direction)):
+                     ('copes with unseen categories', unseen), (f'more unpaid {sales} never look safer', direction)):
         if m is None: res.append(dict(test=name, passed=False, seen='not run: the artifact did not load'))
         else: test(name, fn)
     return pd.DataFrame(res)

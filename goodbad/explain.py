@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np, pandas as pd
 import shap
 from .core import ExplanationError
-from .features import CATALOG, Feature, tonight_features, sample_features, model_inputs, describe
+from .features import CATALOG, Feature, tonight_features, sample_features, model_inputs, describe, worded
 from sklearn.preprocessing import OneHotEncoder
 from .store import load_model
 from .evaluate import tonight_models
@@ -90,7 +90,7 @@ def _show(feature:Feature|None, value) -> str:
 
 def reason_codes(e:Explanation, X:pd.DataFrame, k:int, features:dict|None=None) -> list[str]:
     "Per customer, up to `k` reasons that pushed it towards bad, most important first, in the words of the `features` (name to `Feature`)"
-    features, res = describe(CATALOG) if features is None else features, []
+    features, res = describe(worded(CATALOG)) if features is None else features, []
     for (i, contrib), (_, row) in zip(e.values.iterrows(), X.iterrows()):
         top = contrib[contrib > 0].sort_values(ascending=False).head(k)
         res.append('; '.join(f"{features[f].description if f in features else f}: {_show(features.get(f), row[f])}" for f in top.index))

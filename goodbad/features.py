@@ -4,31 +4,31 @@
 
 # %% ../nbs/20_features.ipynb #e00e34c0
 from __future__ import annotations
-import datetime as dt
-from dataclasses import dataclass
+import datetime as dt, difflib
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 import numpy as np, pandas as pd
 import pyarrow as pa, pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from .core import GoodbadError
+from .core import GoodbadError, SettingsError, SALE_WORDS
 from .contract import Contract, days_between, shift_days, optional_columns_present
 from .artifacts import ARTIFACTS, artifact_path, read_artifact
 
 # %% auto #0
 __all__ = ['CATALOG', 'AGE_BANDS', 'AGE_LABELS', 'FEATURES_FILE', 'Feature', 'ratio', 'FeatureTerms', 'customer_inputs',
-           'night_features', 'describe', 'scoring_population', 'training_population', 'feature_select',
-           'iter_feature_chunks', 'labelled_features', 'model_inputs', 'sensitive_attributes', 'population_shares',
-           'outcome_pending', 'write_features', 'tonight_features', 'read_feature_batches', 'sample_features',
-           'feature_summary']
+           'ratio_name', 'customer_ratio', 'policy_ratios', 'worded', 'night_features', 'describe',
+           'scoring_population', 'training_population', 'feature_select', 'iter_feature_chunks', 'labelled_features',
+           'model_inputs', 'sensitive_attributes', 'population_shares', 'outcome_pending', 'write_features',
+           'tonight_features', 'read_feature_batches', 'sample_features', 'feature_summary']
 
 # %% ../nbs/20_features.ipynb #4570d145
 @dataclass(frozen=True)
 class Feature:
     "One model input: its name, what it means in the business's words, and how the database computes it"
     name: str
-    description: str
+    description: str         # in the business's words; {sale} and {sales} stand for what it calls one sale and several
     sql: Callable            # FeatureTerms -> a SQLAlchemy aggregate expression
     kind: str = 'number'     # 'number' or 'category'
     unit: str = 'count'      # how a value reads: count, share, money, days, rate, value, text
@@ -40,6 +40,10 @@ def _f(x): return sa.cast(x, sa.Float)
 def ratio(a, b):
     "a / b as a number, 0 where b is 0 or missing"
     return sa.func.coalesce(_f(a) / sa.func.nullif(_f(b), 0), 0.0)
+def _number(f, t):
+    "The value of the number feature `f` in the terms `t`, as a float; its `fill` where the expression gives none"
+    x = f.sql(t)
+    return _f(x) if f.fill is None else _f(sa.func.coalesce(x, f.fill))
 
 class FeatureTerms:
     "The vocabulary a feature's SQL is written in: one customer's sales before its as-of date, and the customer's own columns"
@@ -67,28 +71,28 @@ _METHODS = ('card', 'invoice', 'paypal', 'bank_transfer')
 
 CATALOG = [
     Feature('tenure_days', 'days since the customer signed up', lambda t: t.tenure, unit='days'),
-    Feature('n_sales', 'purchases so far', lambda t: t.count()),
-    Feature('n_sales_30d', 'purchases in the last 30 days', lambda t: t.count(within=30)),
-    Feature('n_sales_90d', 'purchases in the last 90 days', lambda t: t.count(within=90)),
-    Feature('amount_total', 'total spent', lambda t: t.total(), unit='money'),
-    Feature('amount_mean', 'average purchase value', lambda t: ratio(t.total(), t.count()), unit='money'),
-    Feature('amount_max', 'largest purchase', lambda t: sa.func.max(t.sale.amount), unit='money'),
-    Feature('amount_30d', 'spent in the last 30 days', lambda t: t.total(within=30), unit='money'),
-    Feature('spend_trend', "share of the last 90 days' spending that fell in the last 30 (0.33 is steady)", lambda t: ratio(t.total(within=30), t.total(within=90)), unit='share'),
-    Feature('days_since_last_sale', 'days since the last purchase', lambda t: sa.func.coalesce(sa.func.min(t.ago), t.tenure), unit='days'),
-    Feature('sales_per_month', 'purchases per month of tenure', lambda t: t.count() * 30.0 / sa.case((t.tenure < 1, 1.0), else_=t.tenure), unit='rate'),
-    Feature('n_categories', 'different product categories bought', lambda t: sa.func.count(sa.distinct(t.sale.category))),
+    Feature('n_sales', '{sales} so far', lambda t: t.count()),
+    Feature('n_sales_30d', '{sales} in the last 30 days', lambda t: t.count(within=30)),
+    Feature('n_sales_90d', '{sales} in the last 90 days', lambda t: t.count(within=90)),
+    Feature('amount_total', 'total amount of all {sales}', lambda t: t.total(), unit='money'),
+    Feature('amount_mean', 'average {sale} amount', lambda t: ratio(t.total(), t.count()), unit='money'),
+    Feature('amount_max', 'largest {sale} amount', lambda t: sa.func.max(t.sale.amount), unit='money'),
+    Feature('amount_30d', "amount of the last 30 days' {sales}", lambda t: t.total(within=30), unit='money'),
+    Feature('spend_trend', "share of the amount of the last 90 days' {sales} that fell in the last 30 (33% is steady)", lambda t: ratio(t.total(within=30), t.total(within=90)), unit='share'),
+    Feature('days_since_last_sale', 'days since the last {sale}', lambda t: sa.func.coalesce(sa.func.min(t.ago), t.tenure), unit='days'),
+    Feature('sales_per_month', '{sales} per month of tenure', lambda t: t.count() * 30.0 / sa.case((t.tenure < 1, 1.0), else_=t.tenure), unit='rate'),
+    Feature('n_categories', 'different categories of {sales}', lambda t: sa.func.count(sa.distinct(t.sale.category))),
     Feature('channel', 'channel the customer came through', lambda t: t.column('channel'), kind='category', unit='text'),
-    *[Feature(f'share_{s}', f'share of purchases {w}', lambda t, s=s: t.share(t.status(s)), unit='share') for s, w in _STATUS_WORDS.items()],
-    *[Feature(f'share_{s}_{d}d', f"share of the last {d} days' purchases {w}", lambda t, s=s, d=d: t.share(t.status(s), within=d), unit='share')
+    *[Feature(f'share_{s}', f'share of {{sales}} {w}', lambda t, s=s: t.share(t.status(s)), unit='share') for s, w in _STATUS_WORDS.items()],
+    *[Feature(f'share_{s}_{d}d', f"share of the last {d} days' {{sales}} {w}", lambda t, s=s, d=d: t.share(t.status(s), within=d), unit='share')
       for d in (90, 365) for s, w in _STATUS_WORDS.items()],
     Feature('unpaid_amount', 'amount left unpaid', lambda t: t.total(t.status('unpaid')), unit='money'),
     Feature('unpaid_amount_90d', 'amount left unpaid in the last 90 days', lambda t: t.total(t.status('unpaid'), within=90), unit='money'),
     Feature('late_amount_90d', 'amount paid late in the last 90 days', lambda t: t.total(t.status('late'), within=90), unit='money'),
-    Feature('late_or_unpaid_90d', 'purchases paid late or unpaid in the last 90 days', lambda t: t.count(t.status(*_LATE_OR_UNPAID), within=90)),
-    *[Feature(f'late_or_unpaid_month_{m}', f'purchases paid late or unpaid {m} month{"s" * (m > 1)} ago (days {30 * (m - 1)} to {30 * m} before)',
+    Feature('late_or_unpaid_90d', '{sales} paid late or unpaid in the last 90 days', lambda t: t.count(t.status(*_LATE_OR_UNPAID), within=90)),
+    *[Feature(f'late_or_unpaid_month_{m}', f'{{sales}} paid late or unpaid {m} month{"s" * (m > 1)} ago (days {30 * (m - 1)} to {30 * m} before)',
               lambda t, m=m: t.count(t.status(*_LATE_OR_UNPAID) & t.months_ago(m))) for m in range(1, 7)],
-    *[Feature(f'share_{m}', f"share of purchases paid by {m.replace('_', ' ')}", lambda t, m=m: t.share(t.sale.payment_method == m), unit='share') for m in _METHODS],
+    *[Feature(f'share_{m}', f"share of {{sales}} paid by {m.replace('_', ' ')}", lambda t, m=m: t.share(t.sale.payment_method == m), unit='share') for m in _METHODS],
     Feature('paid_share', 'share of the amount billed that was paid', lambda t: ratio(t.total(of=t.sale.paid_amount), t.total()), unit='share',
             needs=('sales.paid_amount',), fill=None),
     Feature('paid_share_90d', 'share of the last 90 days\' billed amount that was paid', lambda t: ratio(t.total(of=t.sale.paid_amount, within=90), t.total(within=90)),
@@ -96,7 +100,7 @@ CATALOG = [
     *[Feature(f'paid_share_month_{m}', f'share of the amount billed {m} month{"s" * (m > 1)} ago that was paid',
               lambda t, m=m: ratio(t.total(t.months_ago(m), of=t.sale.paid_amount), t.total(t.months_ago(m))), unit='share', needs=('sales.paid_amount',), fill=None)
       for m in range(1, 4)],
-    Feature('balance_unpaid', 'amount billed and never paid, all purchases', lambda t: t.total(of=t.sale.amount - sa.func.coalesce(t.sale.paid_amount, 0)),
+    Feature('balance_unpaid', 'amount billed and never paid, all {sales}', lambda t: t.total(of=t.sale.amount - sa.func.coalesce(t.sale.paid_amount, 0)),
             unit='money', needs=('sales.paid_amount',)),
 ]
 
@@ -107,13 +111,50 @@ def customer_inputs(contract:Contract) -> list[Feature]:
     return [Feature(str(c.name), f"{c.name.replace('_', ' ')} (customers table)", lambda t, n=str(c.name): t.column(n), kind=c.info['input'],
                     unit='value' if c.info['input'] == 'number' else 'text', fill=None) for c in cols]
 
+def ratio_name(feature:str, column:str) -> str:
+    "The name of `feature` divided by the customer's `column`"
+    return f'{feature}_to_{column}'
+
+def customer_ratio(numerator:Feature, column:str) -> Feature:
+    "The number feature `numerator` divided by the customer's own number `column`; missing where that is 0 or missing"
+    return Feature(ratio_name(numerator.name, column),
+                   f"{numerator.description}, divided by the {column.replace('_', ' ')} (customers table)",
+                   lambda t: _number(numerator, t) / sa.func.nullif(_f(t.column(column)), 0),
+                   unit='share' if numerator.unit == 'money' else 'value', needs=numerator.needs, fill=None)
+
+# %% ../nbs/20_features.ipynb #938542e7
+def policy_ratios(contract:Contract, catalog:list, have:set) -> list[Feature]:
+    "The ratios the policy asks for (`[inputs] customer_ratios`), each a number of `catalog` over a customer number"
+    known, res = {f.name: f for f in catalog if f.kind == 'number'}, []
+    for name, column in contract.ratios:
+        where = f"[inputs] customer_ratios in settings.ini names {name}/{column}"
+        if name not in known:
+            near = difflib.get_close_matches(name, list(known), n=3) or ['amount_mean', 'balance_unpaid']
+            raise SettingsError(f"{where}, but {name!r} is not a number of the feature catalog. Name one of its "
+                                f"numbers instead (e.g. {', '.join(near)}; the features report lists them all).")
+        lacking = sorted(set(known[name].needs) - have)
+        if lacking: raise SettingsError(f"{where}, but {name} needs {', '.join(lacking)}, which the master data does "
+                                        "not have. Add it to your view, or remove the ratio.")
+        if column not in contract.customers.c or contract.customers.c[column].info.get('input') != 'number':
+            raise SettingsError(f"{where}, but {column!r} is not among [inputs] customer_numbers: add it there, or "
+                                "remove the ratio.")
+        res.append(customer_ratio(known[name], column))
+    return res
+
+# %% ../nbs/20_features.ipynb #87b7c0b6
+def worded(features:list, words:tuple=SALE_WORDS) -> list[Feature]:
+    "`features` described in the business's `words`: {sale} and {sales} become its word for one sale and several"
+    say = lambda text: text.replace('{sales}', words[1]).replace('{sale}', words[0])
+    return [replace(f, description=say(f.description)) for f in features]
+
 def night_features(engine:Engine, contract:Contract, catalog:list|None=None) -> list[Feature]:
-    "The features a night computes on the master data of `engine`: the catalog's that it can, and the policy's customer columns"
-    have = optional_columns_present(engine, contract)
-    res = [f for f in (CATALOG if catalog is None else catalog) if set(f.needs) <= have] + customer_inputs(contract)
+    "The features a night computes on the master data of `engine`: the catalog's it can, the policy's inputs and ratios"
+    have, catalog = optional_columns_present(engine, contract), CATALOG if catalog is None else catalog
+    res = [f for f in catalog if set(f.needs) <= have] + customer_inputs(contract)
+    res += policy_ratios(contract, catalog, have)
     clash = sorted({f.name for f in res if [g.name for g in res].count(f.name) > 1})
     if clash: raise GoodbadError(f"[inputs] in settings.ini names {', '.join(clash)}, which the feature catalog already computes: rename the column in a view")
-    return res
+    return worded(res, contract.sale_words)
 
 def describe(features:list) -> dict:
     "Each feature by name, for reports and reason codes"
@@ -141,10 +182,7 @@ def training_population(c:Contract, run_date:dt.date, horizon_days:int) -> sa.Su
 def feature_select(c:Contract, population:sa.Subquery, features:list, carry:tuple=()) -> sa.Select:
     "The `features` of every customer in `population` (columns `customer_id`, `as_of`), one row each, plus its `carry` columns"
     s, p, cu, t = c.sales.c, population.c, c.customers.c, FeatureTerms(c, population)
-    def value(f):
-        x = f.sql(t)
-        if f.kind != 'number': return x
-        return _f(x) if f.fill is None else _f(sa.func.coalesce(x, f.fill))
+    def value(f): return _number(f, t) if f.kind == 'number' else f.sql(t)
     group = [p.customer_id, p.as_of, *[p[k] for k in carry if k != 'as_of']]
     return (sa.select(p.customer_id, *[value(f).label(f.name) for f in features], *[p[k] for k in carry])
             .select_from(population.join(c.customers, cu.customer_id == p.customer_id)

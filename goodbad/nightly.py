@@ -20,6 +20,7 @@ from .store import init_state, save_run, list_runs, run_kept, registry_problems
 from .report import LESSON_TAG, cell_tags, render_page, night_index
 from .audit import chain_record, night_folders, night_versions, previous_night, read_manifest, seal, verify_runs
 from .contract import make_engine, settings_contract, latest_sale
+from .features import CATALOG, policy_ratios  # the one piece of a phase the runner reads: the policy's ratios
 
 # %% auto #0
 __all__ = ['PHASES', 'RUN_PARAMETERS', 'HEARTBEAT_SECONDS', 'ADVISORY_KEY', 'RUNS_FIX', 'STATE_FIX', 'notebooks_dir',
@@ -188,7 +189,9 @@ def heartbeat(out:Path, say, every:float=HEARTBEAT_SECONDS):
 
 # %% ../nbs/95_nightly.ipynb #2d1884d4
 def check_night(settings:Settings, run_date:dt.date, today:dt.date|None=None) -> None:
-    "Refuse a night dated after tomorrow, on a SQLite master data that does not exist, or too far from its latest sale"
+    "Refuse a night after tomorrow, on a missing SQLite master data, far from its latest sale, or with unknown ratios"
+    # a ratio naming no feature of the catalog stops the night here (what the data lacks stops the features phase)
+    policy_ratios(settings_contract(settings), CATALOG, {n for f in CATALOG for n in f.needs})
     today, url = today or dt.date.today(), settings.masterdata_url
     if run_date > today + dt.timedelta(days=1):
         raise RunError(f"the run date {run_date} is after today ({today}): a night labels customers from the data dated before it, and that "

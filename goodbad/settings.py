@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from sqlalchemy.engine import make_url, URL
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
-from .core import SettingsError, SENSITIVE_COLUMNS, redact_url, sha256_json
+from .core import SettingsError, SENSITIVE_COLUMNS, SALE_WORDS, redact_url, sha256_json
 
 # %% auto #0
-__all__ = ['CANDIDATE_NAMES', 'FAIRNESS_COLUMNS', 'FAIRNESS_METRICS', 'CANARY_EVIDENCE', 'RENAMED', 'RULES', 'OTHER_VARIABLES',
-           'TEST_PREFIX', 'TRAINING_KEYS', 'POLICY_HEADER', 'Rule', 'Settings', 'load_settings', 'public_settings',
-           'training_policy_hash', 'policy_text']
+__all__ = ['CANDIDATE_NAMES', 'FAIRNESS_COLUMNS', 'FAIRNESS_METRICS', 'CANARY_EVIDENCE', 'RENAMED', 'RULES', 'PARSERS',
+           'OTHER_VARIABLES', 'TEST_PREFIX', 'TRAINING_KEYS', 'POLICY_HEADER', 'Rule', 'plural', 'Settings',
+           'load_settings', 'public_settings', 'training_policy_hash', 'policy_text']
 
 # %% ../nbs/01_settings.ipynb #cf75acde
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class Rule:
     "One key of settings.ini: where it lives, what it may hold, and what it means"
     section: str
     key: str
-    kind: str            # float, int, text, envvar, path, identifier, names, columns, choice, bool (text may be empty)
+    kind: str            # float, int, text, envvar, path, identifier, names, columns, ratios, word, choice, bool
     default: object
     help: str
     low: float|None = None   # smallest allowed number (inclusive)
@@ -70,6 +70,11 @@ RULES = (
     Rule('scoring', 'chunk_size', 'int', 50_000, 'customers scored per chunk (memory stays flat as customers grow)', 100, 5_000_000),
     Rule('inputs', 'customer_numbers', 'columns', (), 'numeric columns of the customers table that are model inputs besides the sales features'),
     Rule('inputs', 'customer_categories', 'columns', (), 'categorical columns of the customers table that are model inputs besides the sales features'),
+    Rule('inputs', 'customer_ratios', 'ratios', (), 'features of the sales divided by a number of the customers '
+         'table, each written feature/column, e.g. amount_mean/credit_limit (the column one of customer_numbers)'),
+    Rule('inputs', 'sale_word', 'word', SALE_WORDS, 'what the business calls one row of its sales table, in '
+         'feature descriptions, reason codes and reports (e.g. statement, invoice); its plural follows English rules '
+         'unless written after it'),
     Rule('fairness', 'fairness_attributes', 'names', tuple(FAIRNESS_COLUMNS), 'sensitive attributes the fairness report groups customers by; never model inputs', choices=tuple(FAIRNESS_COLUMNS)),
     Rule('fairness', 'judge_gender', 'names', ('selection_rate', 'precision'), 'figures the groups of gender are judged on', choices=FAIRNESS_METRICS),
     Rule('fairness', 'judge_age_band', 'names', ('false_positive_rate', 'recall'), 'figures the age bands are judged on', choices=FAIRNESS_METRICS),
@@ -137,6 +142,8 @@ def _allowed(rule:Rule) -> str:
     if rule.kind == 'identifier': return 'a table, view or schema name made of letters, digits and _'
     if rule.kind == 'names': return f"a comma-separated list drawn from {', '.join(rule.choices)}"
     if rule.kind == 'columns': return 'a comma-separated list of column names made of letters, digits and _ (or nothing)'
+    if rule.kind == 'ratios': return 'a comma-separated list of feature/column, of letters, digits and _ (or none)'
+    if rule.kind == 'word': return "a word or a few (letters, spaces, - and '), optionally its plural after a comma"
     if rule.kind == 'choice': return f"one of {', '.join(rule.choices)}"
     if rule.kind == 'bool': return 'true or false'
     return 'a path, relative to settings.ini or absolute'
@@ -165,6 +172,10 @@ def _convert(rule:Rule, text:str, where:str):
         names = tuple(n.strip() for n in t.split(',') if n.strip())
         if any(not _IDENT.match(n) for n in names) or len(set(names)) < len(names): raise bad()
         return names
+    if rule.kind in PARSERS:
+        v = PARSERS[rule.kind](t)
+        if v is None: raise bad()
+        return v
     if rule.kind == 'choice':
         if t not in rule.choices: raise bad()
         return t
@@ -174,6 +185,29 @@ def _convert(rule:Rule, text:str, where:str):
     if rule.kind == 'text': return t
     if not t: raise bad()
     return t
+
+# %% ../nbs/01_settings.ipynb #88d63112
+_RATIO = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*/[A-Za-z_][A-Za-z0-9_]*$')
+_WORD = re.compile(r"^[^\W\d_]+(?:[ '-][^\W\d_]+)*$")
+
+def plural(word:str) -> str:
+    "The English plural of `word` (of its last word, in a phrase): statement -> statements, delivery -> deliveries"
+    if re.search(r'(s|x|z|ch|sh)$', word): return word + 'es'
+    if re.search(r'[^aeiou]y$', word): return word[:-1] + 'ies'
+    return word + 's'
+
+def _ratios(text:str) -> tuple|None:
+    "`text` as feature/column pairs, e.g. ('balance_unpaid/credit_limit',); None when it is not one"
+    pairs = tuple(re.sub(r'\s*/\s*', '/', p.strip()) for p in text.split(',') if p.strip())
+    return pairs if all(_RATIO.match(p) for p in pairs) and len(set(pairs)) == len(pairs) else None
+
+def _sale_words(text:str) -> tuple|None:
+    "`text` as (singular, plural): 'statement' -> ('statement', 'statements'); None when it is not a word"
+    words = [w.strip() for w in text.split(',')]
+    if len(words) > 2 or not all(_WORD.match(w) for w in words): return None
+    return (words[0], words[1] if len(words) == 2 else plural(words[0]))
+
+PARSERS = {'ratios': _ratios, 'word': _sale_words}  # kinds of value that are more than a name or a number
 
 # %% ../nbs/01_settings.ipynb #8f278945
 @dataclass
@@ -249,6 +283,18 @@ def _check_canary(values:dict, sources:dict) -> None:
         f"after it starts, so every canary would end unpromoted. Raise canary_max_days above {maturity} "
         f"(e.g. to {2 * maturity}), lower label_maturity_days, or set canary_promotes_on = proxies.")
 
+# %% ../nbs/01_settings.ipynb #f79ed09d
+def _check_ratios(values:dict, sources:dict) -> None:
+    "Refuse a ratio whose column is not among the customer numbers the policy names as inputs"
+    for pair in values['customer_ratios']:
+        column = pair.split('/')[1]
+        if column not in values['customer_numbers']:
+            have = ', '.join(values['customer_numbers']) or 'nothing'
+            raise SettingsError(f"[inputs] customer_ratios names {pair!r} ({sources['customer_ratios']}), but "
+                                f"{column!r} is not among customer_numbers (which holds {have}): a ratio divides by "
+                                "a number of the customers table that the policy names as an input, so it is checked "
+                                f"like one. Add {column} to customer_numbers, or remove the ratio.")
+
 # %% ../nbs/01_settings.ipynb #f64b98f6
 OTHER_VARIABLES = ('GOODBAD_SETTINGS',)  # read before the policy: which settings.ini to obey
 TEST_PREFIX = 'GOODBAD_TEST_'  # goodbad's own test suite's (e.g. the PostgreSQL server it must test against)
@@ -299,6 +345,7 @@ def load_settings(path:str|Path, environ:dict|None=None, overrides:dict|None=Non
         values[name], sources[name] = url, where
     _check_inputs(values, sources)
     _check_canary(values, sources)
+    _check_ratios(values, sources)
     _check_variables(environ, values)
     return Settings(path, values, sources, environ)
 
@@ -330,7 +377,9 @@ POLICY_HEADER = """; goodbad operating policy: what the nightly run obeys, writt
 
 def _ini_value(rule:Rule) -> str:
     "The default of `rule` as settings.ini writes it"
-    if rule.kind in ('names', 'columns'): return ', '.join(rule.default)
+    if rule.kind in ('names', 'columns', 'ratios'): return ', '.join(rule.default)
+    if rule.kind == 'word': return ', '.join(rule.default[:1] if rule.default[1] == plural(rule.default[0]) else
+                                             rule.default)
     if rule.kind == 'bool': return str(rule.default).lower()
     return str(rule.default)
 

@@ -90,7 +90,8 @@ def why_text(w:dict) -> str:
     return '\n'.join(lines)
 
 # %% ../nbs/98_why.ipynb #b3efbaca
-REPLAY_KEYS = ('customers_table', 'sales_table', 'outcomes_table', 'customer_numbers', 'customer_categories', 'reason_codes')
+REPLAY_KEYS = ('customers_table', 'sales_table', 'outcomes_table', 'customer_numbers', 'customer_categories',
+               'customer_ratios', 'sale_word', 'reason_codes')
 AS_OF_FIGURES = ('rows', 'first', 'last', 'amount_sum', 'bad', 'missing_inputs')  # a table's fingerprint as of the night (not what came after)
 
 def recorded_policy(settings:Settings, manifest:dict) -> Settings:

@@ -13,11 +13,11 @@ RUN_DATE = '2026-11-26'
 CUSTOMERS = 15000  # enough outcomes for a model to pass the hold-out gates at the shipped policy
 
 
-def goodbad(*args, env=None, check=None):
-    "Run the goodbad command of this interpreter; returns the CompletedProcess"
+def goodbad(*args, env=None, check=None, cwd=None):
+    "Run the goodbad command of this interpreter (in the folder `cwd`); returns the CompletedProcess"
     exe = Path(sys.executable).parent / 'goodbad'
     full_env = {k: v for k, v in os.environ.items() if not k.startswith('GOODBAD_')} | (env or {})
-    res = subprocess.run([str(exe), *args], capture_output=True, text=True, env=full_env, timeout=1200)
+    res = subprocess.run([str(exe), *args], capture_output=True, text=True, env=full_env, timeout=1200, cwd=cwd)
     if check is not None and res.returncode != check:
         raise AssertionError(f"goodbad {' '.join(args)} exited {res.returncode}, expected {check}\nstdout:\n{res.stdout}\nstderr:\n{res.stderr}")
     return res

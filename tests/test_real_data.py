@@ -1,13 +1,15 @@
 """Master data as a business has it, not as goodbad's generator makes it: extra customer columns named as model inputs,
 an outcome feed with one date for months of outcomes, a feed whose dates do not say when outcomes were learned, and
-a feature a data scientist adds to the catalog. Each is a view over synthetic master data, and each night is played
-in-process through every phase, as the runner's notebooks call them."""
-import datetime as dt, shutil, tempfile
+a feature a data scientist adds to the catalog, a ratio the policy asks for. Each is a view over synthetic master data,
+and each night is played in-process through every phase, as the runner's notebooks call them. And the README's worked
+example, a bank's credit-card file, taken from the README word for word and run through the command line."""
+import datetime as dt, json, re, tempfile, time
 from pathlib import Path
 import pytest
 import sqlalchemy as sa
+import pandas as pd
 import pyarrow.parquet as pq
-from conftest import REPO
+from conftest import REPO, goodbad
 from nights import World, STEPS, no_model_after
 from goodbad import features
 from goodbad.features import Feature
@@ -112,52 +114,156 @@ def test_a_feature_added_to_the_catalog_flows_through_training_scoring_drift_and
         features.CATALOG.remove(new)
 
 
-def readme_sql(section='## Your own master data') -> list[str]:
-    "The SQL statements of the README's worked example, exactly as a user would copy them"
+@pytest.mark.parametrize('dialect', ['sqlite', 'postgresql'])
+def test_a_ratio_the_policy_asks_for_is_computed_alike_on_sqlite_and_postgresql(dialect, tmp_path, request):
+    "balance_unpaid/credit_limit in the database: a limit of 0 or none gives a missing value, never a division by zero"
+    from goodbad.contract import contract_tables
+    from goodbad.features import night_features, feature_select, scoring_population
+    if dialect == 'sqlite': url, schema = f"sqlite:///{tmp_path / 'bank.sqlite'}", None
+    else:
+        url = request.getfixturevalue('pg_url').replace('postgresql://', 'postgresql+psycopg://', 1)
+        schema = request.getfixturevalue('pg_schema')
+    bank = contract_tables(schema=schema, inputs=dict(credit_limit='number'), sale_words=('statement', 'statements'),
+                           ratios=[('balance_unpaid', 'credit_limit'), ('n_sales', 'credit_limit')])
+    engine = sa.create_engine(url)
+    bank.customers.metadata.create_all(engine)
+    signup, limits = dt.date(2005, 3, 31), {1: 1000, 2: None, 3: 0, 4: 2000}  # holder 4 has no statement
+    bills = [(1, 300, 100), (1, 200, 200), (2, 500, 0), (3, 100, 0)]  # (holder, bill, paid)
+    with engine.begin() as c:
+        c.execute(bank.customers.insert(), [dict(customer_id=i, signup_date=signup, country='TW', channel='card',
+                                                 credit_limit=v) for i, v in limits.items()])
+        statement = dict(sold_at=dt.datetime(2005, 9, 20), category='statement', payment_method='card',
+                         payment_status='paid')
+        c.execute(bank.sales.insert(), [dict(sale_id=k, customer_id=i, amount=b, paid_amount=p, **statement)
+                                        for k, (i, b, p) in enumerate(bills)])
+    wanted = night_features(engine, bank)
+    population = scoring_population(bank, dt.date(2005, 11, 1))
+    got = pd.read_sql(feature_select(bank, population, wanted), engine).set_index('customer_id')
+    engine.dispose()
+    nan, same = float('nan'), lambda col, values: pd.testing.assert_series_equal(
+        got[col], pd.Series(values, index=got.index), check_names=False)
+    same('balance_unpaid_to_credit_limit', [0.2, nan, nan, 0.0])
+    same('n_sales_to_credit_limit', [0.002, nan, nan, 0.0])
+    words = {f.name: f.description for f in wanted}
+    assert words['balance_unpaid_to_credit_limit'] == \
+        'amount billed and never paid, all statements, divided by the credit limit (customers table)'
+    assert words['n_sales_to_credit_limit'] == 'statements so far, divided by the credit limit (customers table)'
+
+
+EXAMPLE = '## Your own master data'  # the README's section that holds the worked example of a bank's credit-card file
+
+
+def readme_block(lang: str, section=EXAMPLE) -> str:
+    "The first ```lang block of the README's `section`, exactly as a user would copy it"
     text = (REPO / 'README.md').read_text().split(section, 1)[1]
-    block = text.split('```sql', 1)[1].split('```', 1)[0]
-    return [s.strip() for s in block.split(';') if s.strip()]
+    return text.split(f'```{lang}\n', 1)[1].split('```', 1)[0]
 
 
-def card_file(n=6000, seed=7) -> 'pd.DataFrame':
+def readme_sql(section=EXAMPLE) -> list[str]:
+    "The SQL statements of the README's worked example, exactly as a user would copy them"
+    return [s.strip() for s in readme_block('sql', section).split(';') if s.strip()]
+
+
+def readme_command(section=EXAMPLE) -> list[str]:
+    "The goodbad command the README's worked example runs, as its words"
+    text = (REPO / 'README.md').read_text().split(section, 1)[1]
+    return re.search(r'`goodbad (nightly --date [0-9-]+)`', text).group(1).split()
+
+
+def card_holders(n=5000, seed=11) -> pd.DataFrame:
     "A file of the public credit-card data set's shape: a holder per row, six monthly statements, default next month"
-    import numpy as np, pandas as pd
-    rng = np.random.default_rng(seed)
-    risk = rng.normal(size=n)
-    sig = lambda x: 1 / (1 + np.exp(-x))
-    d = dict(id=np.arange(1, n + 1), limit_bal=(np.round(np.exp(np.log(150_000) - 0.6 * risk + rng.normal(0, .4, n)) / 10_000) * 10_000 + 10_000).astype(int),
-             sex=rng.choice([1, 2], n), education=rng.choice([1, 2, 3, 4], n, p=[.35, .45, .15, .05]), marriage=rng.choice([1, 2, 3], n),
-             age=rng.integers(21, 70, n))
-    for k, col in enumerate(['pay_0', 'pay_2', 'pay_3', 'pay_4', 'pay_5', 'pay_6'], 1):
-        u, late = rng.random(n), sig(-2.6 + 2.0 * risk - 0.1 * k)
-        d[col] = np.where(u < late * 0.5, 2, np.where(u < late, 1, rng.choice([-1, 0], n)))
-        bill = np.round(np.exp(rng.normal(10, 1, n)))
-        d[f'bill_amt{k}'] = np.where(rng.random(n) < 0.03, -np.round(bill * 0.05), bill).astype(int)
-        d[f'pay_amt{k}'] = np.round(np.clip(d[f'bill_amt{k}'], 0, None) * np.clip(sig(1.2 - 1.3 * risk + rng.normal(0, .5, n)), 0, 1)).astype(int)
-    d['default_next_month'] = (rng.random(n) < sig(-2.2 + 2.6 * risk)).astype(int)
+    import numpy as np
+    rng, sig = np.random.default_rng(seed), lambda x: 1 / (1 + np.exp(-x))
+    risk = rng.normal(size=n)  # hidden: a riskier holder gets a lower limit, uses more of it, pays later, defaults more
+    limit = np.clip(np.round(np.exp(rng.normal(11.8 - 0.45 * risk, 0.6)) / 10_000) * 10_000, 10_000, 1_000_000)
+    d = dict(id=np.arange(1, n + 1), limit_bal=limit.astype(int), sex=rng.choice([1, 2], n, p=[.4, .6]),
+             education=rng.choice([1, 2, 3, 4, 5, 6], n, p=[.35, .47, .16, .01, .007, .003]),
+             marriage=rng.choice([1, 2, 3], n, p=[.45, .53, .02]),
+             age=np.clip(np.round(rng.gamma(9, 4, n)), 21, 79).astype(int))
+    use, delay = np.clip(sig(rng.normal(-0.6 + 0.9 * risk, 0.8)), 0, 1), np.zeros(n, int)
+    for k in range(6, 0, -1):  # April (6) to September (1): a holder late stays late, one month more each time, or pays
+        u, slip, cure = rng.random(n), sig(-3.2 + 1.5 * risk), sig(0.9 - 0.9 * risk)
+        late = np.where(u < slip, rng.choice([1, 2], n, p=[.4, .6]), 0)
+        delay = np.where(delay > 0, np.where(u < cure, 0, np.minimum(delay + 1, 8)), late)
+        use = np.clip(use + rng.normal(0.02 * (delay > 0), 0.05, n), 0, 1.1)
+        idle = (delay == 0) & (rng.random(n) < 0.08)  # -2: no use of the card this month
+        duly = (delay == 0) & ~idle & (rng.random(n) < sig(-1.2 - 0.8 * risk))  # -1: paid in full; 0: revolving
+        status = np.where(delay > 0, delay, np.where(idle, -2, np.where(duly, -1, 0)))
+        bill = np.where(idle, 0, np.round(use * limit * rng.uniform(0.85, 1.0, n)))
+        bill = np.where(rng.random(n) < 0.02, -np.round(rng.uniform(10, 2000, n)), bill)  # a credit to the holder
+        paid = np.where(status == -1, 1.0, np.where(status == 0, rng.uniform(0.03, 0.2, n), rng.uniform(0, 0.1, n)))
+        d['pay_0' if k == 1 else f'pay_{k}'], d[f'bill_amt{k}'] = status, bill.astype(int)
+        d[f'pay_amt{k}'] = np.round(np.clip(bill, 0, None) * paid).astype(int)
+    late_now = d['pay_0']
+    odds = -2.1 + 0.7 * risk + 1.2 * (late_now >= 1) + 0.9 * (late_now >= 2) + 0.8 * use
+    d['default_next_month'] = (rng.random(n) < sig(odds)).astype(int)
     return pd.DataFrame(d)
 
 
-def test_a_card_file_mapped_as_the_readme_shows_reaches_its_bank_columns(pg_url, pg_schema, tmp_path):
-    "The README's views over a table of the credit-card data set's shape, on PostgreSQL, with the README's policy"
+def bank_database(pg_url: str, schema: str, holders) -> None:
+    "The bank's table uci_credit holding `holders`, and the README's views over it, in the PostgreSQL `schema`"
     engine = sa.create_engine(pg_url.replace('postgresql://', 'postgresql+psycopg://', 1))
-    card_file().to_sql('uci_credit', engine, schema=pg_schema, index=False)
+    holders.to_sql('uci_credit', engine, schema=schema, index=False)
     with engine.begin() as c:
-        c.exec_driver_sql(f'set local search_path to {pg_schema}')
+        c.exec_driver_sql(f'set local search_path to {schema}')
         for stmt in readme_sql(): c.exec_driver_sql(stmt)
     engine.dispose()
-    shutil.copy(REPO / 'settings.ini', tmp_path / 'settings.ini')
-    policy = dict(MASTERDATA_URL=pg_url, DB_SCHEMA=pg_schema, CUSTOMERS_TABLE='card_customers', SALES_TABLE='card_statements',
-                  OUTCOMES_TABLE='card_defaults', PRECISION_TARGET='0.70', PREDICTION_HORIZON_DAYS='7', CUSTOMER_NUMBERS='credit_limit',
-                  CUSTOMER_CATEGORIES='education', FAIRNESS_ATTRIBUTES='gender, age_band', CANDIDATES='logistic_regression')
+
+
+def test_a_card_file_mapped_as_the_readme_shows_reaches_its_bank_columns(pg_url, pg_schema, tmp_path):
+    "The README's views and policy over a table of the card data set's shape on PostgreSQL, its phases run in-process"
+    holders = card_holders()
+    bank_database(pg_url, pg_schema, holders)
+    (tmp_path / 'settings.ini').write_text(readme_block('ini'))
     from goodbad.settings import load_settings
-    settings = load_settings(tmp_path / 'settings.ini', environ={f'GOODBAD_{k}': v for k, v in policy.items()})
+    env = dict(MASTERDATA_URL=pg_url, DB_SCHEMA=pg_schema, CANDIDATES='logistic_regression')
+    settings = load_settings(tmp_path / 'settings.ini', environ={f'GOODBAD_{k}': v for k, v in env.items()})
     day = dt.date(2005, 11, 1)
     n = night_through(Night(day, f'{day}.1', tmp_path / 'runs' / str(day), settings))
     champ = live_models(n.state)['champion']
     assert champ is not None, (n.results['train'].message, n.results['release'].actions if 'release' in n.results else 'no release')
-    assert {'credit_limit', 'education', 'paid_share_month_1', 'late_or_unpaid_month_2'} <= set(champ.details['features'])
+    said = {'credit_limit', 'education', 'paid_share_month_2', 'late_or_unpaid_month_2', 'amount_mean_to_credit_limit'}
+    assert said <= set(champ.details['features'])
     assert n.results['train'].data.split == 'random', 'one known_on for every outcome: a random hold-out'
-    assert n.results['score']['customers'] == 6000
+    assert n.results['score']['customers'] == len(holders)
     bad = [r for r in labels(n) if r.label == 'bad']
     assert bad and any('credit limit (customers table)' in r.reasons for r in bad), 'the reasons speak of the bank\'s credit limit'
+
+
+def test_the_readme_card_example_runs_verbatim_through_the_command_line(pg_url, pg_schema, tmp_path):
+    "The README's worked example as a user runs it: its views and policy word for word, then its command, in a folder"
+    holders = card_holders()
+    bank_database(pg_url, pg_schema, holders)
+    (tmp_path / 'settings.ini').write_text(readme_block('ini'))  # nothing added: the environment names the database
+    env = {'GOODBAD_MASTERDATA_URL': pg_url, 'GOODBAD_DB_SCHEMA': pg_schema}
+    t0, command = time.perf_counter(), readme_command()
+    res = goodbad(*command, env=env, cwd=tmp_path)
+    took = time.perf_counter() - t0
+    assert res.returncode == 0, f"exited {res.returncode} after {took:.0f}s\n{res.stdout}\n{res.stderr[-6000:]}"
+    run = tmp_path / 'runs' / command[-1]
+    assert json.loads((run / 'run.json').read_text())['status'] == 'succeeded'
+    champ = live_models(sa.create_engine(f"sqlite:///{tmp_path / 'state' / 'goodbad.sqlite'}"))['champion']
+    promise = champ.details['guarantee'] if champ else {}
+    assert (promise.get('target'), promise.get('confidence')) == (0.70, 0.95), "released at the README's target"
+    # what the README says of this example
+    said = {'credit_limit', 'education', 'amount_mean_to_credit_limit', 'paid_share', 'balance_unpaid',
+            'paid_share_month_2', 'paid_share_month_3', *[f'late_or_unpaid_month_{m}' for m in range(2, 7)]}
+    assert said <= set(champ.details['features']), said - set(champ.details['features'])
+    tonight = pq.read_table(artifact_path(run, 'features')).to_pandas()
+    months = [tonight[f'late_or_unpaid_month_{m}'].any() for m in range(1, 7)]
+    assert months == [False] + [True] * 5, "September's statement, 42 days before the night, is in month 2"
+    assert tonight.amount_mean_to_credit_limit.between(0, 1.2).mean() > 0.95, 'the share of the limit a holder uses'
+    part = pq.read_table(artifact_path(run, 'labelled')).to_pandas().groupby('part').bad.agg(['size', 'mean'])
+    assert part.loc['holdout', 'size'] == 0.4 * len(holders), 'a random 40%'
+    assert abs(part['mean'].diff().iloc[-1]) < 0.01, 'stratified: the same share of defaults on each side'
+    engine = sa.create_engine(pg_url.replace('postgresql://', 'postgresql+psycopg://', 1))
+    with engine.connect() as c:
+        rows = c.execute(sa.text(f"select label, reasons from {pg_schema}.customer_labels")).all()
+    engine.dispose()
+    bad = [r.reasons for r in rows if r.label == 'bad']
+    assert len(rows) == len(holders) and bad, 'every holder labelled'
+    assert not any('purchase' in r for r in bad), 'in the bank\'s words'
+    pages = {p.name: p.read_text().lower() for p in run.glob('*.html')}
+    assert len(pages) == 10 and not [name for name, page in pages.items() if 'purchase' in page], 'every page too'
+    assert sum('statement' in r for r in bad) > len(bad) / 2, bad[:5]
+    assert sum('credit limit (customers table)' in r for r in bad) > len(bad) / 2, bad[:5]
