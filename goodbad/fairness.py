@@ -4,7 +4,7 @@
 
 # %% ../nbs/60_fairness.ipynb #dca25dba
 from __future__ import annotations
-import datetime as dt
+import datetime as dt, itertools
 from dataclasses import dataclass
 from fastcore.basics import patch
 import numpy as np, pandas as pd
@@ -81,17 +81,22 @@ def group_figures(y, flagged, groups, min_group_size:int, n_boot:int=1000, seed:
     return res.reset_index()
 
 # %% ../nbs/60_fairness.ipynb #2d2bab10
-def _pair_interval(y, flagged, groups, lowest:str, highest:str, metric:str, kind:str, judged:int, n_boot:int, seed:int) -> tuple:
-    "The bootstrap interval of the ratio or gap between the two extreme groups, at 95% shared among every pair of judged groups (Bonferroni)"
-    pick = np.isin(groups, [lowest, highest])
-    cells = _cells(y[pick], flagged[pick], groups[pick])
-    boot = bootstrap_figures(cells, n_boot, seed)[metric]
-    lo, hi = boot[:, list(cells.index).index(lowest)], boot[:, list(cells.index).index(highest)]
-    with np.errstate(invalid='ignore', divide='ignore'): reps = lo / hi if kind == 'ratio' else hi - lo
-    pairs = judged * (judged - 1) // 2
-    a = 0.05 / pairs
-    low, high = (float(q) for q in np.nanquantile(reps, [a / 2, 1 - a / 2]))
-    return low, high, pairs
+def _pair_bounds(a, b, kind:str, alpha:float) -> tuple:
+    "The interval of one pair's gap |a - b| (or ratio, lower over higher) from bootstrap replicates, at level 1 - alpha"
+    with np.errstate(invalid='ignore', divide='ignore'): reps = a / b if kind == 'ratio' else a - b
+    lo, hi = np.nanquantile(reps, [alpha / 2, 1 - alpha / 2])
+    if np.isnan(lo) or np.isnan(hi): return np.nan, np.nan
+    if kind == 'gap': return (0.0 if lo <= 0 <= hi else min(abs(lo), abs(hi))), max(abs(lo), abs(hi))
+    low_high = [min(r, 1 / r) if r > 0 else 0.0 for r in (lo, hi)]  # the lower share over the higher, at either end
+    return min(low_high), (1.0 if lo <= 1 <= hi else max(low_high))
+
+def _measure_interval(y, flagged, groups, metric:str, kind:str, n_boot:int, seed:int) -> tuple:
+    "The 95% interval of the largest gap (or smallest ratio) among the groups: every pair's interval holding at once"
+    boot = bootstrap_figures(_cells(y, flagged, groups), n_boot, seed)[metric]
+    pairs = list(itertools.combinations(range(boot.shape[1]), 2))
+    bounds = np.array([_pair_bounds(boot[:, i], boot[:, j], kind, 0.05 / len(pairs)) for i, j in pairs])
+    pick = np.max if kind == 'gap' else np.min  # an unknown (NaN) pair leaves the measure unknown
+    return float(pick(bounds[:, 0])), float(pick(bounds[:, 1])), len(pairs)
 
 LIMITS = {'selection_rate': ('ratio', 'min_selection_rate_ratio'), 'precision': ('gap', 'max_precision_gap'),
           'false_positive_rate': ('gap', 'max_false_positive_rate_gap'), 'recall': ('gap', 'max_recall_gap')}
@@ -135,10 +140,10 @@ def judge_limit(attribute:str, metric:str, y, flagged, groups, figures:pd.DataFr
     value = float(mf.ratio() if kind == 'ratio' else mf.difference())
     g = judged.set_index('group')[metric]
     lowest, highest = g.idxmin(), g.drop(g.idxmin()).idxmax()  # two groups, even when their figures tie
-    low, high, pairs = _pair_interval(yk, fk, gk, lowest, highest, metric, kind, len(judged), n_boot, seed)
+    low, high, pairs = _measure_interval(yk, fk, gk, metric, kind, n_boot, seed)
     verdict = limit_verdict(kind, low, high, limit)
     detail = (f"{lowest} {g[lowest]:.3f} vs {highest} {g[highest]:.3f}: {kind} {value:.3f} (95% interval {low:.3f} to "
-              f"{high:.3f}, widened for the {pairs} pair{'s' * (pairs > 1)} of groups compared); "
+              f"{high:.3f}, the {pairs} pair{'s' * (pairs > 1)} of groups compared held at once); "
               + _reading(verdict, kind, limit) + small)
     return base | dict(value=value, low=low, high=high, verdict=verdict, detail=detail)
 

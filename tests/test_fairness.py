@@ -82,6 +82,20 @@ def test_a_clear_breach_fails_and_a_settled_gap_passes(kind_metric, limit_key, c
     assert v['verdict'] == expected, v['detail']
 
 
+
+def test_a_small_group_between_the_extremes_keeps_a_limit_from_passing():
+    "a and b (10,000 customers each) settle the four-fifths rule between them; c (200 customers) lies between, unsettled"
+    p = policy()
+    _, flagged, group = customers(('a', 0, 1000, 0, 9000), ('b', 0, 1050, 0, 8950), ('c', 0, 20, 0, 180))
+    figures = group_figures(None, flagged, group, p.min_group_size)
+    assert figures.selection_rate_judged.all()
+    v = judge_limit('country', 'selection_rate', None, flagged, group, figures, p)
+    assert v['value'] > p.min_selection_rate_ratio and v['detail'].startswith('a 0.100 vs b 0.105')
+    assert v['verdict'] == 'cannot judge' and v['low'] < p.min_selection_rate_ratio, v['detail']
+    ab = group != 'c'
+    two = judge_limit('country', 'selection_rate', None, flagged[ab], group[ab], figures[figures.group != 'c'], p)
+    assert two['verdict'] == 'pass', two['detail']
+
 # a new model that passes every other gate
 EVALUATION = {'v1': dict(role='new', figures=dict(precision=0.93, recall=0.4), smoke=[dict(passed=True)], smoke_passed=True,
                          guarantee=dict(threshold=0.6, p_value=0.001, target=0.9, bad_flagged=280, flagged=300, customers=6000),
