@@ -180,7 +180,8 @@ class FairnessReport:
     @property
     def failures(self) -> list[str]:
         "Why it is blocked, one line per verdict that stops it (and the sensitive inputs, if any)"
-        return _lines(self.blocking) + [f"sensitive inputs: {', '.join(self.sensitive_inputs)}"] * bool(self.sensitive_inputs)
+        inputs = [f"sensitive inputs: {', '.join(self.sensitive_inputs)}"] * bool(self.sensitive_inputs)
+        return _lines(self.blocking) + inputs
 
 # %% ../nbs/60_fairness.ipynb #93889220
 @patch
@@ -190,8 +191,8 @@ def headline(self:FairnessReport) -> str:
     n = len(self.verdicts)
     passes = int((self.verdicts.verdict == 'pass').sum()) if n else 0
     if len(self.not_judged):
-        return ('not judged: ' + '; '.join(_lines(self.not_judged)) + " (let through: the policy's when_cannot_judge is warn)"
-                + (f"; within the other {passes} limit{'s' * (passes > 1)}" if passes else ''))
+        others = f"; within the other {passes} limit{'s' * (passes > 1)}" if passes else ''
+        return 'not judged: ' + '; '.join(_lines(self.not_judged)) + " (let through: when_cannot_judge = warn)" + others
     if not n: return 'no fairness limit to judge: the policy names no attribute'
     return f"within every fairness limit ({n} of {n} judged, each whole interval inside its limit)"
 

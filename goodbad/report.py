@@ -167,9 +167,11 @@ def _labelled(manifest:dict) -> str:
             f"{for_people(roles.get('canary'), 'count')} with {canary} (canary).")
 
 def _attention(manifest:dict) -> str:
-    alerts, waiting, fair = manifest.get('alerts') or [], manifest.get('waiting_for_approval') or [], manifest.get('fairness') or {}
-    parts = [f"{len(alerts)} alert{'s' * (len(alerts) != 1)}"] * bool(alerts) + ['fairness failed'] * (fair.get('passed') is False)
-    parts += ['fairness not judged'] * bool(fair.get('passed') and fair.get('not_judged'))  # let through by warn, never held
+    alerts, waiting = manifest.get('alerts') or [], manifest.get('waiting_for_approval') or []
+    fair = manifest.get('fairness') or {}
+    parts = [f"{len(alerts)} alert{'s' * (len(alerts) != 1)}"] * bool(alerts)
+    parts += ['fairness failed'] * (fair.get('passed') is False)
+    parts += ['fairness not judged'] * bool(fair.get('passed') and fair.get('not_judged'))  # let through by warn
     parts += [f"{len(waiting)} new model{' waits' if len(waiting) == 1 else 's wait'} for approval"] * bool(waiting)
     return f" Needs attention: {', '.join(parts)}." if parts else " No alert tonight."
 
