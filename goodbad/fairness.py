@@ -4,8 +4,9 @@
 
 # %% ../nbs/60_fairness.ipynb #dca25dba
 from __future__ import annotations
-import datetime as dt
+import datetime as dt, itertools
 from dataclasses import dataclass
+from fastcore.basics import patch
 import numpy as np, pandas as pd
 import sqlalchemy as sa
 from fairlearn.metrics import MetricFrame, selection_rate, false_positive_rate, count
@@ -19,8 +20,8 @@ from .evaluate import tonight_models
 from .artifacts import read_artifact, write_artifact
 
 # %% auto #0
-__all__ = ['SENSITIVE_NAMES', 'METRICS', 'LIMITS', 'FAIRNESS_SAMPLE', 'sensitive_inputs', 'bootstrap_figures', 'group_figures',
-           'judge_limit', 'FairnessReport', 'fairness_tonight', 'tonight_fairness']
+__all__ = ['SENSITIVE_NAMES', 'METRICS', 'STANDS_ON', 'LIMITS', 'FAIRNESS_SAMPLE', 'sensitive_inputs', 'bootstrap_figures',
+           'group_figures', 'limit_verdict', 'judge_limit', 'FairnessReport', 'fairness_tonight', 'tonight_fairness']
 
 # %% ../nbs/60_fairness.ipynb #9fe98d7e
 SENSITIVE_NAMES = set(SENSITIVE_COLUMNS) | {'age', 'age_band'}
@@ -37,6 +38,9 @@ METRICS = {
     'false_positive_rate': false_positive_rate,
     'selection_rate': selection_rate,
 }
+STANDS_ON = {'precision': ('flagged', 'customers labelled bad'), 'recall': ('bad', 'bad customers'),
+             'false_positive_rate': ('good', 'good customers'), 'selection_rate': ('customers', 'customers')}
+# the customers each figure of a group stands on: the column of group_figures that counts them, and their name
 
 def _from_cells(tp, fp, fn, tn) -> dict:
     "The four figures from confusion counts (arrays of any shape)"
@@ -57,13 +61,15 @@ def bootstrap_figures(cells:pd.DataFrame, n_boot:int, seed:int) -> dict:
     draw = {k: rng.poisson(cells[k].to_numpy(), size=(n_boot, len(cells))).astype(float) for k in ('tp', 'fp', 'fn', 'tn')}
     return _from_cells(**draw)
 
+# %% ../nbs/60_fairness.ipynb #6ca2a447
 def group_figures(y, flagged, groups, min_group_size:int, n_boot:int=1000, seed:int=0) -> pd.DataFrame:
     "One row per group: its counts, and per metric the figure, its 95% bootstrap interval and whether it is judged"
     known = y is not None
     flagged, groups = np.asarray(flagged).astype(int), np.asarray(groups).astype(str)
     y = np.asarray(y).astype(int) if known else np.zeros(len(flagged), dtype=int)
     metrics = list(METRICS) if known else ['selection_rate']
-    mf = MetricFrame(metrics={m: METRICS[m] for m in metrics}, y_true=y, y_pred=flagged, sensitive_features=pd.Series(groups, name='group'))
+    mf = MetricFrame(metrics={m: METRICS[m] for m in metrics}, y_true=y, y_pred=flagged,
+                     sensitive_features=pd.Series(groups, name='group'))
     cells = _cells(y, flagged, groups)
     boot = bootstrap_figures(cells, n_boot, seed)
     res = pd.DataFrame(dict(customers=cells.sum(axis=1), flagged=cells.tp + cells.fp))
@@ -71,51 +77,80 @@ def group_figures(y, flagged, groups, min_group_size:int, n_boot:int=1000, seed:
     for m in metrics:
         res[m] = mf.by_group[m].reindex(res.index)
         res[f'{m}_low'], res[f'{m}_high'] = np.nanquantile(boot[m], 0.025, axis=0), np.nanquantile(boot[m], 0.975, axis=0)
-        res[f'{m}_judged'] = res.customers >= min_group_size
+        res[f'{m}_judged'] = res[STANDS_ON[m][0]] >= min_group_size  # enough of the customers this figure stands on
     return res.reset_index()
 
 # %% ../nbs/60_fairness.ipynb #2d2bab10
-def _pair_interval(y, flagged, groups, lowest:str, highest:str, metric:str, kind:str, judged:int, n_boot:int, seed:int) -> tuple:
-    "The bootstrap interval of the ratio or gap between the two extreme groups, at 95% shared among every pair of judged groups (Bonferroni)"
-    pick = np.isin(groups, [lowest, highest])
-    cells = _cells(y[pick], flagged[pick], groups[pick])
-    boot = bootstrap_figures(cells, n_boot, seed)[metric]
-    lo, hi = boot[:, list(cells.index).index(lowest)], boot[:, list(cells.index).index(highest)]
-    with np.errstate(invalid='ignore', divide='ignore'): reps = lo / hi if kind == 'ratio' else hi - lo
-    pairs = judged * (judged - 1) // 2
-    a = 0.05 / pairs
-    low, high = (float(q) for q in np.nanquantile(reps, [a / 2, 1 - a / 2]))
-    return low, high, pairs
+def _pair_bounds(a, b, kind:str, alpha:float) -> tuple:
+    "The interval of one pair's gap |a - b| (or ratio, lower over higher) from bootstrap replicates, at level 1 - alpha"
+    with np.errstate(invalid='ignore', divide='ignore'): reps = a / b if kind == 'ratio' else a - b
+    lo, hi = np.nanquantile(reps, [alpha / 2, 1 - alpha / 2])
+    if np.isnan(lo) or np.isnan(hi): return np.nan, np.nan
+    if kind == 'gap': return (0.0 if lo <= 0 <= hi else min(abs(lo), abs(hi))), max(abs(lo), abs(hi))
+    low_high = [min(r, 1 / r) if r > 0 else 0.0 for r in (lo, hi)]  # the lower share over the higher, at either end
+    return min(low_high), (1.0 if lo <= 1 <= hi else max(low_high))
+
+def _measure_interval(y, flagged, groups, metric:str, kind:str, n_boot:int, seed:int) -> tuple:
+    "The 95% interval of the largest gap (or smallest ratio) among the groups: every pair's interval holding at once"
+    boot = bootstrap_figures(_cells(y, flagged, groups), n_boot, seed)[metric]
+    pairs = list(itertools.combinations(range(boot.shape[1]), 2))
+    bounds = np.array([_pair_bounds(boot[:, i], boot[:, j], kind, 0.05 / len(pairs)) for i, j in pairs])
+    pick = np.max if kind == 'gap' else np.min  # an unknown (NaN) pair leaves the measure unknown
+    return float(pick(bounds[:, 0])), float(pick(bounds[:, 1])), len(pairs)
 
 LIMITS = {'selection_rate': ('ratio', 'min_selection_rate_ratio'), 'precision': ('gap', 'max_precision_gap'),
           'false_positive_rate': ('gap', 'max_false_positive_rate_gap'), 'recall': ('gap', 'max_recall_gap')}
 
-def judge_limit(attribute:str, metric:str, y, flagged, groups, figures:pd.DataFrame, policy, n_boot:int=4000, seed:int=0) -> dict:
-    "The verdict on one limit of the policy for one attribute: pass, fail, within noise or cannot judge"
+def limit_verdict(kind:str, low:float, high:float, limit:float) -> str:
+    "pass when the whole interval lies within the limit, fail when it lies wholly beyond, else cannot judge"
+    inside, beyond = (low >= limit, high < limit) if kind == 'ratio' else (high <= limit, low > limit)
+    return 'pass' if inside else 'fail' if beyond else 'cannot judge'  # an unknown (NaN) end: cannot judge
+
+# %% ../nbs/60_fairness.ipynb #ae819768
+def _too_small(figures:pd.DataFrame, metric:str, min_group_size:int) -> str:
+    "The groups left out of the comparison of `metric`, each with the customers its figure stands on"
+    column, words = STANDS_ON[metric]
+    small = figures[~figures[f'{metric}_judged']]
+    named = ', '.join(f"{r['group']} ({int(r[column]):,})" for _, r in small.iterrows())
+    return f"; too small to judge (fewer than {min_group_size:,} {words}): {named}" if len(small) else ''
+
+def _reading(verdict:str, kind:str, limit:float) -> str:
+    "What the interval says against the limit"
+    beyond = 'below' if kind == 'ratio' else 'above'
+    return {'pass': f"the whole interval is within the limit {limit}",
+            'fail': f"the whole interval is {beyond} the limit {limit}",
+            'cannot judge': f"the interval crosses the limit {limit}: too few customers to tell"}[verdict]
+
+# %% ../nbs/60_fairness.ipynb #6b6933e8
+def judge_limit(attribute:str, metric:str, y, flagged, groups, figures:pd.DataFrame, policy, n_boot:int=4000,
+                seed:int=0) -> dict:
+    "The verdict on one limit of the policy for one attribute: pass, fail or cannot judge, read from the interval"
     kind, key = LIMITS[metric]
-    limit = getattr(policy, key)
+    limit, size = getattr(policy, key), policy.min_group_size
     judged = figures[figures[f'{metric}_judged'] & figures[metric].notna()]
-    base = dict(attribute=attribute, metric=metric, measure=kind, limit=limit)
+    base, small = dict(attribute=attribute, metric=metric, measure=kind, limit=limit), _too_small(figures, metric, size)
     if len(judged) < 2:
-        return base | dict(value=None, low=None, high=None, verdict='cannot judge',
-                           detail=f"{len(judged)} group(s) of at least {policy.min_group_size} customers with a {metric.replace('_', ' ')}: nothing to compare")
+        few = f"{len(judged)} group(s) of at least {size:,} {STANDS_ON[metric][1]}: nothing to compare"
+        return base | dict(value=None, low=None, high=None, verdict='cannot judge', detail=few + small)
     groups = np.asarray(groups).astype(str)
     keep = np.isin(groups, judged.group.to_numpy())
     yk = np.asarray(y).astype(int)[keep] if y is not None else np.zeros(keep.sum(), dtype=int)
-    mf = MetricFrame(metrics=METRICS[metric], y_true=yk, y_pred=np.asarray(flagged).astype(int)[keep], sensitive_features=pd.Series(groups[keep], name='group'))
+    fk, gk = np.asarray(flagged).astype(int)[keep], groups[keep]
+    mf = MetricFrame(metrics=METRICS[metric], y_true=yk, y_pred=fk, sensitive_features=pd.Series(gk, name='group'))
     value = float(mf.ratio() if kind == 'ratio' else mf.difference())
     g = judged.set_index('group')[metric]
-    low, high, pairs = _pair_interval(yk, np.asarray(flagged).astype(int)[keep], groups[keep], g.idxmin(), g.idxmax(), metric, kind, len(judged), n_boot, seed)
-    within = value >= limit if kind == 'ratio' else value <= limit
-    clear = high < limit if kind == 'ratio' else low > limit
-    verdict = 'pass' if within else 'fail' if clear else 'within noise'
-    detail = (f"{g.idxmin()} {g.min():.3f} vs {g.idxmax()} {g.max():.3f}: {kind} {value:.3f} (95% interval {low:.3f} to {high:.3f}, "
-              f"widened for the {pairs} pair{'s' * (pairs > 1)} of groups compared); "
-              + ("within the limit" if within else f"{'below' if kind == 'ratio' else 'above'} the limit {limit} by {abs(value - limit):.3f}"
-                 + ("" if clear else ", but within chance")))
+    lowest, highest = g.idxmin(), g.drop(g.idxmin()).idxmax()  # two groups, even when their figures tie
+    low, high, pairs = _measure_interval(yk, fk, gk, metric, kind, n_boot, seed)
+    verdict = limit_verdict(kind, low, high, limit)
+    detail = (f"{lowest} {g[lowest]:.3f} vs {highest} {g[highest]:.3f}: {kind} {value:.3f} (95% interval {low:.3f} to "
+              f"{high:.3f}, the {pairs} pair{'s' * (pairs > 1)} of groups compared held at once); "
+              + _reading(verdict, kind, limit) + small)
     return base | dict(value=value, low=low, high=high, verdict=verdict, detail=detail)
 
 # %% ../nbs/60_fairness.ipynb #3f8ff82a
+def _lines(rows:pd.DataFrame) -> list[str]:
+    return [f"{r.attribute} {r.metric.replace('_', ' ')}: {r.verdict}: {r.detail}" for r in rows.itertuples()]
+
 @dataclass
 class FairnessReport:
     "Tonight's fairness verdict on one model"
@@ -130,19 +165,46 @@ class FairnessReport:
     @property
     def blocking(self) -> pd.DataFrame:
         "The verdicts that stop a release: a clear breach, and a check that cannot be made when the policy says block"
+        v, stops = self.verdicts, ['fail'] + ['cannot judge'] * self.cannot_judge_blocks
+        return v[v.verdict.isin(stops)] if len(v) else v
+
+    @property
+    def not_judged(self) -> pd.DataFrame:
+        "The checks that could not be made and that the policy lets through (when_cannot_judge = warn): never a pass"
         v = self.verdicts
-        return v[(v.verdict == 'fail') | ((v.verdict == 'cannot judge') & self.cannot_judge_blocks)] if len(v) else v
+        return v[(v.verdict == 'cannot judge') & (not self.cannot_judge_blocks)] if len(v) else v
 
     @property
     def passed(self) -> bool: return not self.sensitive_inputs and self.blocking.empty
 
-    def summary(self) -> dict:
-        return dict(version=self.version, role=self.role, passed=self.passed, sensitive_inputs=self.sensitive_inputs,
-                    failures=[f"{r.attribute} {r.metric.replace('_', ' ')}: {r.verdict}: {r.detail}" for r in self.blocking.itertuples()]
-                             + [f"sensitive inputs: {', '.join(self.sensitive_inputs)}" for _ in self.sensitive_inputs[:1]],
-                    verdicts=self.verdicts.to_dict(orient='records'),
-                    figures={a: f.to_dict(orient='records') for a, f in self.figures.items()})
+    @property
+    def failures(self) -> list[str]:
+        "Why it is blocked, one line per verdict that stops it (and the sensitive inputs, if any)"
+        inputs = [f"sensitive inputs: {', '.join(self.sensitive_inputs)}"] * bool(self.sensitive_inputs)
+        return _lines(self.blocking) + inputs
 
+# %% ../nbs/60_fairness.ipynb #93889220
+@patch
+def headline(self:FairnessReport) -> str:
+    "The verdict in words, from the same rows that decide it"
+    if not self.passed: return 'BLOCKED by fairness: ' + '; '.join(self.failures)
+    n = len(self.verdicts)
+    passes = int((self.verdicts.verdict == 'pass').sum()) if n else 0
+    if len(self.not_judged):
+        others = f"; within the other {passes} limit{'s' * (passes > 1)}" if passes else ''
+        return 'not judged: ' + '; '.join(_lines(self.not_judged)) + " (let through: when_cannot_judge = warn)" + others
+    if not n: return 'no fairness limit to judge: the policy names no attribute'
+    return f"within every fairness limit ({n} of {n} judged, each whole interval inside its limit)"
+
+@patch
+def summary(self:FairnessReport) -> dict:
+    "What fairness.json keeps: the decision, its reasons and words, every verdict row and every group's figures"
+    return dict(version=self.version, role=self.role, passed=self.passed, sensitive_inputs=self.sensitive_inputs,
+                failures=self.failures, not_judged=_lines(self.not_judged), headline=self.headline(),
+                verdicts=self.verdicts.to_dict(orient='records'),
+                figures={a: f.to_dict(orient='records') for a, f in self.figures.items()})
+
+# %% ../nbs/60_fairness.ipynb #5db73b24
 FAIRNESS_SAMPLE = 200_000  # customers of tonight whose share labelled bad is measured (all of them, up to this many)
 
 def fairness_tonight(night) -> FairnessReport:

@@ -308,7 +308,8 @@ def summarize(phases:list) -> dict:
     return dict(data_fingerprint=rec.get('acquire', {}).get('fingerprint'), model=model, canary=canary, labels=labels,
                 trained_tonight=rec.get('train', {}).get('winner'), release=release.get('actions'),
                 waiting_for_approval=release.get('waiting_for_approval'),
-                fairness=dict(version=fair.get('version'), passed=fair.get('passed'), failures=fair.get('failures')) if fair else None,
+                fairness=dict(version=fair.get('version'), passed=fair.get('passed'), failures=fair.get('failures'),
+                              not_judged=fair.get('not_judged') or [], headline=fair.get('headline')) if fair else None,
                 retrain=dict(started=mon.get('retrain'), reasons=mon.get('reasons')) if mon else None, alerts=mon.get('alerts', []),
                 monitor=dict(drifted=mon.get('drifted'), max_psi=mon.get('max_psi'), estimate=mon.get('estimate'),
                              estimate_reliable=mon.get('estimate_reliable'), latest_realized=mon.get('latest_realized')) if mon else None)

@@ -62,9 +62,10 @@ def challenger_gates(version:str, evaluation:dict, fairness:dict, explanation:di
     sk = ev.get('skew')
     gates.append(_gate('training and scoring describe customers alike', sk['message'] if sk else 'not measured',
                        f"share labelled bad within x{policy.max_bad_share_skew} of the hold-out's, scores PSI <= {policy.max_skew_score_psi}", bool(sk and sk['passed'])))
-    fair_ok = fairness.get('version') == version and fairness['passed']
+    fair_ok = fairness.get('version') == version and fairness['passed']  # in words: the headline of its verdict rows
     gates += [
-        _gate('fairness limits', 'within every limit' if fair_ok else '; '.join(fairness.get('failures') or ['not judged tonight']), 'settings [fairness]', fair_ok),
+        _gate('fairness limits', (fairness.get('headline') or '; '.join(fairness.get('failures') or []) or 'passed')
+              if fairness.get('version') == version else 'not judged tonight', 'settings [fairness]', fair_ok),
         _gate('no sensitive attribute among its inputs', ', '.join(fairness.get('sensitive_inputs') or []) or 'none', 'none',
               fairness.get('version') == version and not fairness.get('sensitive_inputs')),
         _gate('explanations add up', 'yes' if explanation['checks'].get(version, {}).get('passed') else explanation['checks'].get(version, {}).get('error', 'not checked'),

@@ -168,7 +168,10 @@ def _labelled(manifest:dict) -> str:
 
 def _attention(manifest:dict) -> str:
     alerts, waiting = manifest.get('alerts') or [], manifest.get('waiting_for_approval') or []
-    parts = [f"{len(alerts)} alert{'s' * (len(alerts) != 1)}"] * bool(alerts) + ['fairness failed'] * (dig(manifest, 'fairness', 'passed') is False)
+    fair = manifest.get('fairness') or {}
+    parts = [f"{len(alerts)} alert{'s' * (len(alerts) != 1)}"] * bool(alerts)
+    parts += ['fairness failed'] * (fair.get('passed') is False)
+    parts += ['fairness not judged'] * bool(fair.get('passed') and fair.get('not_judged'))  # let through by warn
     parts += [f"{len(waiting)} new model{' waits' if len(waiting) == 1 else 's wait'} for approval"] * bool(waiting)
     return f" Needs attention: {', '.join(parts)}." if parts else " No alert tonight."
 
@@ -214,10 +217,17 @@ def _precision_figures(manifest:dict) -> list[dict]:
                         limit=f"at least {_pct(target)}" if target else None)]
 
 # %% ../nbs/07_report.ipynb #5f39ed90
+def _fairness_row(fair:dict|None) -> dict:
+    "Fairness on the night's page: held, failed with its reasons, or let through not judged (never shown as held)"
+    row = dict(figure='fairness', limit="the policy's fairness limits")
+    if not fair: return row | dict(value='not measured', passed=None)
+    if not fair.get('passed'): return row | dict(value=fair.get('failures') or 'failed', passed=False)
+    if fair.get('not_judged'): return row | dict(value=['not judged: ' + n for n in fair['not_judged']], passed=None)
+    return row | dict(value='held', passed=True)
+
 def _watch_figures(manifest:dict) -> list[dict]:
     mon, fair, unmeasured = manifest.get('monitor'), manifest.get('fairness'), 'not measured: the monitor did not run'
-    rows = [dict(figure='fairness', value=('held' if fair.get('passed') else fair.get('failures') or 'failed') if fair else 'not measured',
-                 limit="the policy's fairness limits", passed=(fair or {}).get('passed'))]
+    rows = [_fairness_row(fair)]
     if mon:
         drifted, psi = mon.get('drifted') or [], mon.get('max_psi')
         moved = ('drifted: ' + ', '.join(map(str, drifted)) if drifted else 'no feature drifted') + (f"; largest PSI {psi:.3f}" if psi is not None else '')

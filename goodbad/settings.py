@@ -79,8 +79,13 @@ RULES = (
     Rule('fairness', 'judge_gender', 'names', ('selection_rate', 'precision'), 'figures the groups of gender are judged on', choices=FAIRNESS_METRICS),
     Rule('fairness', 'judge_age_band', 'names', ('false_positive_rate', 'recall'), 'figures the age bands are judged on', choices=FAIRNESS_METRICS),
     Rule('fairness', 'judge_country', 'names', ('selection_rate', 'precision'), 'figures the countries are judged on', choices=FAIRNESS_METRICS),
-    Rule('fairness', 'when_cannot_judge', 'choice', 'block', 'what a fairness check that cannot be made does to a release: block it, or warn and go on', choices=('block', 'warn')),
-    Rule('fairness', 'min_group_size', 'int', 50, 'fewest customers behind a group\'s figure for it to be judged (else: too small to judge)', 5, 100_000),
+    Rule('fairness', 'when_cannot_judge', 'choice', 'block',
+         'what a fairness check that cannot be made (an interval across the limit, or no two groups to compare) does to '
+         'a release: block it, or warn: let it through, marked not judged, never passed', choices=('block', 'warn')),
+    Rule('fairness', 'min_group_size', 'int', 50,
+         'fewest customers a group\'s figure stands on for it to be judged: its customers labelled bad for precision, '
+         'its bad ones for recall, its good ones for false positive rate, all of them for the share labelled bad '
+         '(else: too small to judge)', 5, 100_000),
     Rule('fairness', 'min_selection_rate_ratio', 'float', 0.8, 'smallest allowed ratio of the lowest to the highest share labelled bad across groups', 0.0, 1.0),
     Rule('fairness', 'max_precision_gap', 'float', 0.10, 'largest allowed difference in precision between groups', 0.0, 1.0),
     Rule('fairness', 'max_false_positive_rate_gap', 'float', 0.02, 'largest allowed difference between groups in the share of good customers labelled bad', 0.0, 1.0),
