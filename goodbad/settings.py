@@ -79,7 +79,7 @@ RULES = (
     Rule('fairness', 'judge_gender', 'names', ('selection_rate', 'precision'), 'figures the groups of gender are judged on', choices=FAIRNESS_METRICS),
     Rule('fairness', 'judge_age_band', 'names', ('false_positive_rate', 'recall'), 'figures the age bands are judged on', choices=FAIRNESS_METRICS),
     Rule('fairness', 'judge_country', 'names', ('selection_rate', 'precision'), 'figures the countries are judged on', choices=FAIRNESS_METRICS),
-    Rule('fairness', 'when_cannot_judge', 'choice', 'block',
+    Rule('fairness', 'when_cannot_judge', 'choice', 'warn',
          'what a fairness check that cannot be made (an interval across the limit, or no two groups to compare) does to '
          'a release: block it, or warn: let it through, marked not judged, never passed', choices=('block', 'warn')),
     Rule('fairness', 'min_group_size', 'int', 50,

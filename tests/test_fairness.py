@@ -1,5 +1,5 @@
 """A fairness limit is passed only on evidence (issue 15): a gap beyond its limit whose interval also reaches back
-within it is 'cannot judge', never a pass, and with the shipped when_cannot_judge = block it stops the release; a
+within it is 'cannot judge', never a pass, and with when_cannot_judge = block it stops the release; a
 group's figure is judged only on enough of the customers it stands on. No night is played: small fixtures."""
 import numpy as np, pandas as pd
 import pytest
@@ -43,8 +43,7 @@ def test_a_gap_beyond_the_limit_with_a_wide_interval_is_not_a_pass():
 
 
 def test_cannot_judge_blocks_the_release_under_block_and_is_never_called_a_pass_under_warn():
-    p = policy(min_group_size=20)
-    assert p.when_cannot_judge == 'block', 'the shipped policy'
+    p = policy(min_group_size=20, when_cannot_judge='block')
     rows = pd.DataFrame([precision_verdict(p)])
     blocked = FairnessReport('v1', 'new', {}, rows, [], [], cannot_judge_blocks=True).summary()
     gates = challenger_gates('v1', EVALUATION, blocked, EXPLANATION, p).set_index('gate')

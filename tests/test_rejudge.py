@@ -20,7 +20,7 @@ D2 = D1 + dt.timedelta(days=7)
 CUSTOMERS = 5000
 SMALL = {'GOODBAD_CANDIDATES': 'logistic_regression', 'GOODBAD_RETRAIN_EVERY_NIGHTS': '1',
          'GOODBAD_PRECISION_TARGET': '0.8'}
-BLOCK = {'min_group_size': 100_000}  # no group is large enough to judge, and the shipped policy blocks on that
+BLOCK = {'min_group_size': 100_000, 'when_cannot_judge': 'block'}  # no group is large enough to judge, and the policy blocks on that
 WARN = BLOCK | {'when_cannot_judge': 'warn'}  # the business owner changes the policy: a check that cannot be made warns
 
 

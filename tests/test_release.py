@@ -130,10 +130,10 @@ def branch(world, dest):
 
 @pytest.mark.xdist_group("first")
 def test_a_challenger_the_fairness_check_blocks_never_goes_live(first_night, tmp_path):
-    "No group large enough to judge: the check cannot be made, and the shipped policy (when_cannot_judge = block) blocks"
+    "No group large enough to judge: the check cannot be made, and a policy of when_cannot_judge = block blocks"
     w = branch(first_night, tmp_path / 'w')
     w.advance(WEEK)
-    n = w.night(D1 + dt.timedelta(days=WEEK), min_group_size=100_000)
+    n = w.night(D1 + dt.timedelta(days=WEEK), min_group_size=100_000, when_cannot_judge='block')
     new = n.results['train'].winner
     gates = n.results['release'].gates[new.version].set_index('gate')
     assert not gates.loc['fairness limits', 'passed'] and set(n.results['fairness'].verdicts.verdict) == {'cannot judge'}
