@@ -32,11 +32,12 @@ from .artifacts import artifact_path, read_artifact, write_artifact
 # %% auto #0
 __all__ = ['CANDIDATES', 'SETTINGS_TRIED', 'THRESHOLDS', 'FIRST_SHARE', 'DECISION_COLUMNS', 'FRONTIER_TARGETS', 'make_candidate',
            'precision_p_values', 'flagged_counts', 'Guarantee', 'guarantee_threshold', 'precision_curve',
-           'SequencePlan', 'plan_sequence', 'start_threshold', 'budget_shares', 'planned_order', 'Chain', 'plan_chains',
-           'Decision', 'decide', 'guarantee_frontier', 'TrainingData', 'split_labelled', 'labelled_split',
-           'write_labelled', 'read_labelled', 'tonight_training_data', 'cross_validate_candidate', 'tune_candidate',
-           'compare_candidates', 'fit_candidate', 'Fitted', 'fit_candidates', 'decide_tonight', 'register_winner',
-           'TrainResult', 'too_few_outcomes', 'train_tonight', 'no_model_reason', 'frontier_tonight']
+           'SequencePlan', 'plan_sequence', 'start_threshold', 'budget_shares', 'recall_se', 'first_within_noise',
+           'planned_order', 'Chain', 'plan_chains', 'Decision', 'decide', 'guarantee_frontier', 'TrainingData',
+           'split_labelled', 'labelled_split', 'write_labelled', 'read_labelled', 'tonight_training_data',
+           'cross_validate_candidate', 'tune_candidate', 'compare_candidates', 'fit_candidate', 'Fitted',
+           'fit_candidates', 'decide_tonight', 'register_winner', 'TrainResult', 'too_few_outcomes', 'train_tonight',
+           'no_model_reason', 'frontier_tonight']
 
 # %% ../nbs/40_train.ipynb #9ec6b8d5
 def _prepare(scale:bool, numbers:list, categories:list) -> ColumnTransformer:
@@ -183,13 +184,20 @@ def budget_shares(chains:int, first_share:float=FIRST_SHARE) -> list[float]:
     if chains <= 1: return [1.0] * chains
     return [first_share] + [(1 - first_share) / (chains - 1)] * (chains - 1)
 
+def recall_se(recall:float, bad:int) -> float:
+    "The standard error of a recall measured on `bad` bad customers: recalls closer than this are a tie"
+    return float(np.sqrt(recall * (1 - recall) / max(int(bad), 1)))
+
+def first_within_noise(recalls:list, bad:int) -> int:
+    "The first of `recalls` within one standard error of the best (the one-standard-error rule)"
+    best = max(recalls)
+    return next(i for i, r in enumerate(recalls) if r >= best - recall_se(best, bad))
+
 def planned_order(plans:dict, bad:int, min_recall:float) -> list[str]:
     "Candidates expected to hold the target with `min_recall`, best expected recall first; ties within one standard error to the simpler (listed first)"
     ok = [c for c, plan in plans.items() if plan is not None and plan.expected_recall >= min_recall]
     if not ok: return []
-    best = max(plans[c].expected_recall for c in ok)
-    se = np.sqrt(best * (1 - best) / max(bad, 1))
-    first = next(c for c in ok if plans[c].expected_recall >= best - se)
+    first = ok[first_within_noise([plans[c].expected_recall for c in ok], bad)]
     return [first] + sorted((c for c in ok if c != first), key=lambda c: -plans[c].expected_recall)
 
 # %% ../nbs/40_train.ipynb #7892af38
@@ -241,9 +249,7 @@ def decide(y_train, oof:dict, fit_scores:dict, y_calibration, calibration_scores
                                   candidate=c.candidate) for c in chains]
     ok = [g for g in tested if g.holds and g.recall >= min_recall]
     if not ok: return Decision(target, chains, tested, None)
-    best = max(g.recall for g in ok)
-    se = np.sqrt(best * (1 - best) / max(int(np.sum(y_calibration)), 1))
-    return Decision(target, chains, tested, next(g for g in ok if g.recall >= best - se))
+    return Decision(target, chains, tested, ok[first_within_noise([g.recall for g in ok], np.sum(y_calibration))])
 
 # %% ../nbs/40_train.ipynb #e11fad20
 FRONTIER_TARGETS = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.975, 0.99)
@@ -369,7 +375,7 @@ def tune_candidate(name:str, data:TrainingData, policy, scores:np.ndarray, secon
         other, secs = cross_validate_candidate(name, data, policy.cv_folds, policy.random_seed, settings, progress)
         spent, r = spent + secs, _expected(y, other, data, policy)[1]
         tried.append(dict(settings=settings, expected_recall=r, seconds=round(secs, 2)))
-        if r > best_recall + np.sqrt(best_recall * (1 - best_recall) / max(y.sum(), 1)): best, best_recall = (settings, other), r
+        if r > best_recall + recall_se(best_recall, y.sum()): best, best_recall = (settings, other), r
     return *best, tried
 
 def compare_candidates(data:TrainingData, policy, progress=None, names=None) -> tuple[pd.DataFrame, dict, dict]:
@@ -380,7 +386,7 @@ def compare_candidates(data:TrainingData, policy, progress=None, names=None) -> 
         chosen[name], oof[name], tried = tune_candidate(name, data, policy, scores, secs, progress)
         plan, r = _expected(y, oof[name], data, policy)
         rows.append(dict(candidate=name, settings=str(chosen[name] or 'defaults'), settings_tried=len(tried),
-                         meets_target=bool(plan and r >= policy.min_recall), cv_recall=r, cv_recall_se=float(np.sqrt(r * (1 - r) / max(y.sum(), 1))),
+                         meets_target=bool(plan and r >= policy.min_recall), cv_recall=r, cv_recall_se=recall_se(r, y.sum()),
                          cv_precision=plan.expected_precision if plan else None, start=plan.start if plan else None, start_share=plan.start_share if plan else None,
                          cv_auc=float(roc_auc_score(y, oof[name])) if len(set(y)) == 2 else None, cv_seconds=round(sum(t['seconds'] for t in tried), 2)))
         if progress: progress(f"{name}: the guarantee is expected to allow recall {r:.1%}")
